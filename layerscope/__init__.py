@@ -1,0 +1,3 @@
+"""layerscope: what is inside a container image, and why it is big."""
+
+__version__ = "0.1.0"

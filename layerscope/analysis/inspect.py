@@ -1,0 +1,106 @@
+"""Build an ImageReport from an opened image: walk the layers, stack them, measure."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from typing import Any
+
+from layerscope.archive.blobs import Compression
+from layerscope.archive.layers import LayerScan, scan_layers
+from layerscope.archive.tarstream import Kind
+from layerscope.analysis.dive import dive_figures
+from layerscope.model import ImageReport, LargeFile, LayerReport
+from layerscope.sources.base import OpenedImage
+from layerscope.tree import LayerChange, UnionTree
+
+Progress = Callable[[int, int], None]
+
+
+def layer_commands(config: dict[str, Any], layer_count: int) -> list[str | None]:
+    """created_by per layer: history entries without `empty_layer`, in order. When their count
+    differs from the layer count the alignment is unknowable, so every command is left unknown."""
+    history = config.get("history")
+    if not isinstance(history, list):
+        return [None] * layer_count
+    real = [h for h in history if isinstance(h, dict) and not h.get("empty_layer")]
+    if len(real) != layer_count:
+        return [None] * layer_count
+    return [h.get("created_by") if isinstance(h.get("created_by"), str) else None for h in real]
+
+
+def build_report(image: OpenedImage, progress: Progress | None = None, top: int = 20) -> ImageReport:
+    tree = UnionTree()
+    scans: list[LayerScan] = []
+    total = len(image.layers)
+
+    def done(index: int) -> None:
+        if progress:
+            progress(index + 1, total)
+
+    for scan in scan_layers(image.layers, on_done=done):
+        tree.apply(scan.entries)
+        scans.append(scan)
+    commands = layer_commands(image.config, total)
+    layers = [
+        _layer_report(i, image.layers[i].diff_id, scan, change, commands[i])
+        for i, (scan, change) in enumerate(zip(scans, tree.changes, strict=True))
+    ]
+    dive = dive_figures([s.entries for s in scans], [layer.size for layer in layers])
+    squashed, files, largest = _final_filesystem(tree, top)
+    total_size = sum(layer.size for layer in layers)
+    compressed = [layer.compressed_size for layer in layers]
+    return ImageReport(
+        reference=image.reference,
+        os=image.config.get("os"),
+        architecture=image.config.get("architecture"),
+        layers=layers,
+        total_size=total_size,
+        squashed_size=squashed,
+        reclaimable_bytes=total_size - squashed,
+        compressed_size=sum(c for c in compressed if c is not None)
+        if compressed and all(c is not None for c in compressed)
+        else None,
+        files=files,
+        efficiency=dive.efficiency,
+        wasted_bytes=dive.wasted_bytes,
+        user_wasted_fraction=dive.user_wasted_fraction,
+        largest_files=largest,
+    )
+
+
+def _layer_report(
+    index: int, diff_id: str, scan: LayerScan, change: LayerChange, command: str | None
+) -> LayerReport:
+    compressed = scan.stored_size if scan.compression is not Compression.NONE else None
+    return LayerReport(
+        index=index,
+        diff_id=diff_id,
+        size=change.size,
+        compressed_size=compressed,
+        compression=scan.compression.value,
+        files=change.files,
+        created_by=command,
+        added_bytes=change.added_bytes,
+        modified_bytes=change.modified_bytes,
+        deleted_bytes=change.deleted_bytes,
+    )
+
+
+def _final_filesystem(tree: UnionTree, top: int) -> tuple[int, int, list[LargeFile]]:
+    squashed = files = 0
+    heap: list[tuple[int, str, int]] = []
+    for path, node in tree.walk():
+        if node.kind == Kind.DIR:
+            continue
+        files += 1
+        if node.kind != Kind.FILE:
+            continue
+        squashed += node.size
+        item = (node.size, path, node.layer)
+        if len(heap) < top:
+            heapq.heappush(heap, item)
+        elif item > heap[0]:
+            heapq.heapreplace(heap, item)
+    largest = [LargeFile(path=p, size=s, layer=layer) for s, p, layer in sorted(heap, key=lambda t: (-t[0], t[1]))]
+    return squashed, files, largest

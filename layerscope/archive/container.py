@@ -1,0 +1,89 @@
+"""Random access to the members of an outer archive (a `docker save` tar or an oci-archive).
+
+The outer tar is indexed once by reading headers only; members are then opened as windows of the
+same file, so layers can be read in parallel without extracting anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from pathlib import Path
+from typing import Any
+
+from layerscope.archive.blobs import FileWindow
+from layerscope.archive.tarstream import Kind, TarEntry, TarReader, normalize
+from layerscope.errors import ArchiveError, SourceError
+
+_MAX_LINK_HOPS = 16
+MAX_JSON_BYTES = 64 << 20
+
+
+class TarContainer:
+    """An indexed outer tar file: member lookup (following symlinks and hard links) and windows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise SourceError(f"{path}: cannot open ({exc.strerror})") from None
+        try:
+            whole = FileWindow(self._fd, 0, os.fstat(self._fd).st_size)
+            self._members: dict[str, TarEntry] = {}
+            for entry in TarReader(whole, str(path), seekable=True):  # type: ignore[arg-type]
+                self._members[entry.path] = entry
+            if whole.tell() > whole.length:
+                raise ArchiveError(f"{path}: truncated tar (last member runs past the end of the file)")
+        except ArchiveError as exc:
+            self.close()
+            raise SourceError(f"{path}: not an image archive ({_strip_prefix(exc, path)})") from None
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __contains__(self, name: str) -> bool:
+        return normalize(name) in self._members
+
+    def resolve(self, name: str) -> TarEntry:
+        """The regular-file member `name` refers to, following symlinks and hard links."""
+        path = normalize(name)
+        for _ in range(_MAX_LINK_HOPS):
+            entry = self._members.get(path)
+            if entry is None:
+                raise ArchiveError(f"{self.path}: manifest names {name!r}, which is not in the archive")
+            if entry.kind == Kind.FILE:
+                return entry
+            if entry.kind == Kind.SYMLINK:
+                path = normalize(posixpath.join(posixpath.dirname(path), entry.link))
+            elif entry.kind == Kind.HARDLINK:
+                path = normalize(entry.link)
+            else:
+                raise ArchiveError(f"{self.path}: {name!r} is not a file")
+        raise ArchiveError(f"{self.path}: too many links resolving {name!r}")
+
+    def window(self, name: str) -> FileWindow:
+        entry = self.resolve(name)
+        if entry.offset + entry.size > os.fstat(self._fd).st_size:
+            raise ArchiveError(f"{self.path}: {name!r} is truncated")
+        return FileWindow(self._fd, entry.offset, entry.size)
+
+    def size_of(self, name: str) -> int:
+        return self.resolve(name).size
+
+    def read_json(self, name: str) -> Any:
+        entry = self.resolve(name)
+        if entry.size > MAX_JSON_BYTES:
+            raise ArchiveError(f"{self.path}: {name!r} is too large to be JSON metadata")
+        data = self.window(name).read()
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise ArchiveError(f"{self.path}: {name!r} is not valid JSON ({exc})") from None
+
+
+def _strip_prefix(exc: Exception, path: Path) -> str:
+    return str(exc).removeprefix(f"{path}: ")

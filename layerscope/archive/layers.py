@@ -1,0 +1,54 @@
+"""Stream each layer blob into its list of tar entries, several layers at once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from layerscope.archive.blobs import Compression, decompressed
+from layerscope.archive.tarstream import TarEntry, TarReader
+from layerscope.errors import ArchiveError
+from layerscope.sources.base import LayerBlob
+
+
+@dataclass(frozen=True)
+class LayerScan:
+    """What one layer's tar holds, in tar order."""
+
+    entries: list[TarEntry]
+    compression: Compression
+    stored_size: int
+
+
+def scan_layer(blob: LayerBlob) -> LayerScan:
+    raw = blob.open()
+    try:
+        with decompressed(raw, blob.name) as (stream, compression):
+            seekable = compression is Compression.NONE
+            entries = list(TarReader(stream, blob.name, seekable=seekable))
+            if seekable and stream.tell() > blob.stored_size:
+                raise ArchiveError(f"{blob.name}: truncated tar (last member runs past the end of the blob)")
+    finally:
+        raw.close()
+    return LayerScan(entries=entries, compression=compression, stored_size=blob.stored_size)
+
+
+def scan_layers(
+    blobs: Sequence[LayerBlob],
+    on_done: Callable[[int], None] | None = None,
+    workers: int | None = None,
+) -> Iterator[LayerScan]:
+    """Scans in image order. Decompressors release the GIL, so threads use every core."""
+    workers = workers or min(len(blobs), os.cpu_count() or 1) or 1
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
+        futures = [pool.submit(scan_layer, blob) for blob in blobs]
+        try:
+            for index, future in enumerate(futures):
+                yield future.result()
+                if on_done:
+                    on_done(index)
+        finally:
+            for future in futures:
+                future.cancel()

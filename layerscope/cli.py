@@ -1,0 +1,111 @@
+"""Command line: parses arguments, runs the library, prints data on stdout and diagnostics on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from enum import IntEnum
+from pathlib import Path
+
+from layerscope import __version__
+from layerscope.errors import LayerscopeError, UsageError
+
+
+class Exit(IntEnum):
+    OK = 0
+    GATE_FAILED = 1
+    ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from layerscope.render import RENDERERS
+
+    parser = _Parser(prog="layerscope", description="What is inside a container image, and why it is big.")
+    parser.add_argument("--version", action="version", version=f"layerscope {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    inspect = commands.add_parser("inspect", help="report the layers, sizes and waste of one image")
+    inspect.add_argument("reference", help="docker-archive:PATH, oci:DIR[:TAG], oci-archive:PATH[:TAG], "
+                         "docker://NAME[:TAG], a path, or NAME[:TAG] in the local engine")
+    inspect.add_argument("--format", default="table", help=f"output format: {', '.join(RENDERERS)}")
+    inspect.add_argument("-o", "--output", type=Path, help="write the report to FILE instead of stdout")
+    inspect.add_argument("--image", help="repo:tag to pick in a multi-image docker archive")
+    inspect.add_argument("--platform", help="os/arch[/variant] to pick in an OCI index (default: the host's)")
+    inspect.add_argument("--top", type=int, default=20, help="how many of the largest files to list")
+    for sub in (inspect,):
+        sub.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+        sub.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    return parser
+
+
+def _progress(enabled: bool):  # type: ignore[no-untyped-def]
+    if not enabled:
+        return None
+
+    def show(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        print(f"\rreading layers: {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def _write_output(text: str, target: Path | None) -> None:
+    if target is None:
+        sys.stdout.write(text)
+        return
+    directory = target.resolve().parent
+    if not directory.is_dir():
+        raise UsageError(f"{target}: directory {directory} does not exist")
+    # Write beside the target and rename, so a failure never leaves a partial file behind.
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _inspect(args: argparse.Namespace) -> Exit:
+    from layerscope.analysis.inspect import build_report
+    from layerscope.render import renderer
+    from layerscope.sources import SourceOptions, open_image
+
+    render = renderer(args.format)
+    if args.top < 0:
+        raise UsageError("--top must be zero or more")
+    progress = _progress(not args.quiet and sys.stderr.isatty())
+    with open_image(args.reference, SourceOptions(image=args.image, platform=args.platform)) as image:
+        report = build_report(image, progress=progress, top=args.top)
+    _write_output(render(report), args.output)
+    return Exit.OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = _parser().parse_args(argv)
+        return int({"inspect": _inspect}[args.command](args))
+    except LayerscopeError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"layerscope: error: {exc}", file=sys.stderr)
+        return int(Exit.ERROR)
+    except KeyboardInterrupt:
+        print("layerscope: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return int(Exit.OK)
+    except MemoryError:
+        print("layerscope: error: out of memory", file=sys.stderr)
+        return int(Exit.ERROR)

@@ -1,0 +1,51 @@
+"""The reports layerscope produces: immutable pydantic models. All sizes are integer bytes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LayerReport(_Frozen):
+    index: int = Field(description="Position in the image, 0 = base layer")
+    diff_id: str = Field(description="sha256 of the uncompressed layer tar, from the image config")
+    size: int = Field(description="Sum of the sizes of the regular files in the layer tar")
+    compressed_size: int | None = Field(
+        description="Size of the stored blob when the source stores it compressed (gzip/zstd), else null"
+    )
+    compression: str = Field(description="Compression sniffed from the blob's magic bytes: gzip, zstd or none")
+    files: int = Field(description="Tar entries that are not directories or whiteout markers")
+    created_by: str | None = Field(description="History command that made the layer; null when unknown")
+    added_bytes: int = Field(description="Regular-file bytes written at paths new to the image")
+    modified_bytes: int = Field(description="Regular-file bytes written over a path a lower layer has")
+    deleted_bytes: int = Field(description="Bytes of lower-layer files this layer's whiteouts remove")
+
+
+class LargeFile(_Frozen):
+    path: str
+    size: int
+    layer: int = Field(description="Index of the layer whose copy of the file is visible")
+
+
+class ImageReport(_Frozen):
+    schema_version: int = SCHEMA_VERSION
+    reference: str = Field(description="The reference as the user gave it")
+    os: str | None
+    architecture: str | None
+    layers: list[LayerReport]
+    total_size: int = Field(description="Sum of the layer sizes")
+    squashed_size: int = Field(description="Regular-file bytes visible in the final filesystem")
+    reclaimable_bytes: int = Field(description="total_size - squashed_size: deleted and shadowed copies")
+    compressed_size: int | None = Field(
+        description="Sum of the layers' compressed_size when every layer has one, else null"
+    )
+    files: int = Field(description="Non-directory paths in the final filesystem")
+    efficiency: float = Field(description="dive 0.13's efficiency score, computed as dive does")
+    wasted_bytes: int = Field(description="dive 0.13's wasted bytes, computed as dive does")
+    user_wasted_fraction: float = Field(description="dive 0.13's wasted bytes / bytes above the base layer")
+    largest_files: list[LargeFile]

@@ -1,0 +1,185 @@
+"""The union filesystem: layers stacked with OCI whiteout semantics.
+
+Rules (OCI image-spec, "Applying changesets"):
+- `.wh.NAME` deletes NAME (file or whole directory) from the layers below;
+- `.wh..wh..opq` empties its directory of everything from the layers below, and is applied before the
+  layer's other entries whatever their order in the tar;
+- a later entry replaces an earlier one at the same path; a non-directory replacing a directory
+  removes the directory's subtree; a directory over a directory keeps the children;
+- hard links add no bytes; symlinks are never followed.
+Every byte a layer adds ends up either visible in the final filesystem, or recorded in `removed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from layerscope.archive.tarstream import Kind, TarEntry
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+
+
+class Node:
+    """One path in the union filesystem."""
+
+    __slots__ = ("added_in", "children", "kind", "layer", "link", "modified_in", "size")
+
+    def __init__(self, kind: Kind, size: int, layer: int, link: str = "") -> None:
+        self.kind = kind
+        self.size = size
+        self.link = link
+        self.added_in = layer  # layer that first created this path
+        self.layer = layer  # layer whose copy is visible now
+        self.modified_in: list[int] = []
+        self.children: dict[str, Node] | None = {} if kind == Kind.DIR else None
+
+
+@dataclass(frozen=True)
+class RemovedFile:
+    """A regular file's bytes that a later layer hid: deleted by whiteout or shadowed by a new copy."""
+
+    path: str
+    size: int
+    layer: int  # layer that wrote these bytes
+    removed_in: int
+    how: str  # "deleted" | "overwritten"
+
+
+@dataclass
+class LayerChange:
+    """What one layer does. `added_bytes`: regular-file bytes at paths new to the image;
+    `modified_bytes`: regular-file bytes written over an existing path; `deleted_bytes`: bytes of
+    lower-layer files its whiteouts and opaque markers remove."""
+
+    added_bytes: int = 0
+    modified_bytes: int = 0
+    deleted_bytes: int = 0
+    size: int = 0
+    files: int = 0
+
+
+@dataclass
+class UnionTree:
+    root: Node = field(default_factory=lambda: Node(Kind.DIR, 0, -1))
+    removed: list[RemovedFile] = field(default_factory=list)
+    changes: list[LayerChange] = field(default_factory=list)
+
+    def apply(self, entries: list[TarEntry]) -> LayerChange:
+        """Stack one more layer on top."""
+        layer = len(self.changes)
+        change = LayerChange()
+        self.changes.append(change)
+        for entry in entries:
+            if entry.path.rsplit("/", 1)[-1] == OPAQUE:
+                self._make_opaque(entry.path.rsplit("/", 1)[0] or "/", layer, change)
+        for entry in entries:
+            name = entry.path.rsplit("/", 1)[-1]
+            if name == OPAQUE:
+                continue
+            if name.startswith(WHITEOUT):
+                parent = entry.path.rsplit("/", 1)[0]
+                self._delete(f"{parent}/{name[len(WHITEOUT):]}", layer, change, "deleted")
+                continue
+            self._add(entry, layer, change)
+        return change
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def get(self, path: str) -> Node | None:
+        node: Node | None = self.root
+        for part in _parts(path):
+            if node is None or node.children is None:
+                return None
+            node = node.children.get(part)
+        return node
+
+    def walk(self) -> Iterator[tuple[str, Node]]:
+        """Every path of the final filesystem (root excluded), parents before children."""
+        stack: list[tuple[str, Node]] = [("", self.root)]
+        while stack:
+            prefix, node = stack.pop()
+            for name, child in (node.children or {}).items():
+                path = f"{prefix}/{name}"
+                yield path, child
+                if child.children:
+                    stack.append((path, child))
+
+    # -- mutations -----------------------------------------------------------------------------
+
+    def _make_opaque(self, directory: str, layer: int, change: LayerChange) -> None:
+        node = self.get(directory)
+        if node is None or node.children is None:
+            return
+        for name in list(node.children):
+            self._delete(f"{directory.rstrip('/')}/{name}", layer, change, "deleted")
+
+    def _delete(self, path: str, layer: int, change: LayerChange, how: str) -> None:
+        parent_path, _, name = path.rpartition("/")
+        parent = self.get(parent_path or "/")
+        if parent is None or parent.children is None or name not in parent.children:
+            return
+        victim = parent.children.pop(name)
+        self._record_removal(path, victim, layer, change, how)
+
+    def _record_removal(self, path: str, victim: Node, layer: int, change: LayerChange, how: str) -> None:
+        stack = [(path, victim)]
+        while stack:
+            current, node = stack.pop()
+            if node.kind == Kind.FILE:
+                self.removed.append(RemovedFile(current, node.size, node.layer, layer, how))
+                if how == "deleted" and node.layer != layer:
+                    change.deleted_bytes += node.size
+            for name, child in (node.children or {}).items():
+                stack.append((f"{current}/{name}", child))
+
+    def _parent_dir(self, path: str, layer: int, change: LayerChange) -> Node:
+        """The directory that will hold `path`, creating missing parents (a non-directory in the way
+        is replaced, as a tar extractor would)."""
+        node = self.root
+        walked = ""
+        for part in _parts(path)[:-1]:
+            walked += "/" + part
+            assert node.children is not None
+            child = node.children.get(part)
+            if child is None or child.children is None:
+                if child is not None:
+                    node.children.pop(part)
+                    self._record_removal(walked, child, layer, change, "overwritten")
+                child = Node(Kind.DIR, 0, layer)
+                node.children[part] = child
+            node = child
+        return node
+
+    def _add(self, entry: TarEntry, layer: int, change: LayerChange) -> None:
+        if entry.path == "/":
+            return
+        if entry.kind != Kind.DIR:
+            change.files += 1
+        change.size += entry.size
+        parent = self._parent_dir(entry.path, layer, change)
+        assert parent.children is not None
+        name = entry.path.rsplit("/", 1)[-1]
+        old = parent.children.get(name)
+        if old is None:
+            parent.children[name] = Node(entry.kind, entry.size, layer, entry.link)
+            change.added_bytes += entry.size
+            return
+        change.modified_bytes += entry.size
+        if old.layer != layer:
+            old.modified_in.append(layer)
+        if entry.kind == Kind.DIR and old.kind == Kind.DIR:
+            old.layer = layer
+            return
+        if old.kind == Kind.FILE:
+            self.removed.append(RemovedFile(entry.path, old.size, old.layer, layer, "overwritten"))
+        elif old.children:
+            for child_name, child in old.children.items():
+                self._record_removal(f"{entry.path}/{child_name}", child, layer, change, "overwritten")
+        old.kind, old.size, old.link, old.layer = entry.kind, entry.size, entry.link, layer
+        old.children = {} if entry.kind == Kind.DIR else None
+
+
+def _parts(path: str) -> list[str]:
+    return [p for p in path.split("/") if p]
