@@ -156,9 +156,15 @@ def decompressed(raw: BinaryIO, what: str) -> Iterator[tuple[BinaryIO, Compressi
     reader = _gzip_reader(raw) if kind is Compression.GZIP else _zstd_reader(raw)
     try:
         yield reader, kind
-    except (OSError, EOFError, zlib.error, ValueError) as exc:
-        raise ArchiveError(f"{what}: corrupt or truncated {kind.value} data ({exc})") from None
+    except ArchiveError as exc:
+        # Garbage out of a decoder without checksums shows up as a broken tar: say where it came from.
+        raise ArchiveError(f"{exc} (inside {kind.value}-compressed data)") from None
     except Exception as exc:
-        if type(exc).__name__ == "ZstdError":
-            raise ArchiveError(f"{what}: corrupt or truncated zstd data ({exc})") from None
-        raise
+        if not _is_decoder_error(exc):
+            raise
+        raise ArchiveError(f"{what}: corrupt or truncated {kind.value} data ({exc})") from None
+
+
+def _is_decoder_error(exc: Exception) -> bool:
+    # isal raises IsalError and zstandard ZstdError, neither derived from a stdlib error class.
+    return isinstance(exc, OSError | EOFError | zlib.error) or type(exc).__name__ in {"IsalError", "ZstdError"}

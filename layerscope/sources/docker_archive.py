@@ -50,8 +50,6 @@ def image_from_container(container: TarContainer, reference: str, options: Sourc
         )
         for diff_id, name in zip(ids, layer_names, strict=True)
     ]
-    if options.image and reference == where:
-        reference = f"{where} ({options.image})"
     return OpenedImage(reference=reference, config=config, layers=layers, _closers=[container.close])
 
 
