@@ -33,8 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"layerscope {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     inspect = commands.add_parser("inspect", help="report the layers, sizes and waste of one image")
-    inspect.add_argument("reference", help="docker-archive:PATH, oci:DIR[:TAG], oci-archive:PATH[:TAG], "
-                         "docker://NAME[:TAG], a path, or NAME[:TAG] in the local engine")
+    inspect.add_argument(
+        "reference",
+        help="docker-archive:PATH, oci:DIR[:TAG], oci-archive:PATH[:TAG], "
+        "docker://NAME[:TAG], a path, or NAME[:TAG] in the local engine",
+    )
     inspect.add_argument("--format", default="table", help=f"output format: {', '.join(RENDERERS)}")
     inspect.add_argument("-o", "--output", type=Path, help="write the report to FILE instead of stdout")
     inspect.add_argument("--image", help="repo:tag to pick in a multi-image docker archive")

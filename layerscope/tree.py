@@ -80,7 +80,7 @@ class UnionTree:
                 continue
             if name.startswith(WHITEOUT):
                 parent = entry.path.rsplit("/", 1)[0]
-                self._delete(f"{parent}/{name[len(WHITEOUT):]}", layer, change, "deleted")
+                self._delete(f"{parent}/{name[len(WHITEOUT) :]}", layer, change, "deleted")
                 continue
             self._add(entry, layer, change)
         return change

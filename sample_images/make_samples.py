@@ -54,8 +54,16 @@ LAYERS: list[tuple[str, list[Op]]] = [
     (
         "ADD rootfs.tar /",
         [
-            D("/bin"), D("/etc"), D("/usr"), D("/usr/lib"), D("/opt"), D("/opt/data"), D("/opt/data/sub"),
-            D("/var"), D("/var/cache"), D("/var/cache/apt"),
+            D("/bin"),
+            D("/etc"),
+            D("/usr"),
+            D("/usr/lib"),
+            D("/opt"),
+            D("/opt/data"),
+            D("/opt/data/sub"),
+            D("/var"),
+            D("/var/cache"),
+            D("/var/cache/apt"),
             F("/bin/busybox", 120_000),
             Op("symlink", "/bin/sh", target="busybox"),
             F("/etc/passwd", 300),
@@ -99,7 +107,7 @@ LAYERS: list[tuple[str, list[Op]]] = [
 ]
 
 # History entries the image config carries; ENV/CMD make no layer (empty_layer), as docker writes them.
-EMPTY_HISTORY = {1: "ENV PATH=/bin", 4: "CMD [\"/bin/sh\"]"}
+EMPTY_HISTORY = {1: "ENV PATH=/bin", 4: 'CMD ["/bin/sh"]'}
 
 
 def content(path: str, size: int) -> bytes:
@@ -202,18 +210,27 @@ def oci_blobs(tars: list[bytes], compress: str, tag: str | None) -> tuple[dict[s
     layer_blobs = [_compress(t, compress) for t in tars]
     media = {"none": "tar", "gzip": "tar+gzip", "zstd": "tar+zstd"}[compress]
     config = config_json(tars)
-    manifest = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": len(config)},
-        "layers": [
-            {"mediaType": f"application/vnd.oci.image.layer.v1.{media}", "digest": sha256(b), "size": len(b)}
-            for b in layer_blobs
-        ],
-    }, indent=2).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": sha256(config),
+                "size": len(config),
+            },
+            "layers": [
+                {"mediaType": f"application/vnd.oci.image.layer.v1.{media}", "digest": sha256(b), "size": len(b)}
+                for b in layer_blobs
+            ],
+        },
+        indent=2,
+    ).encode()
     blobs = {sha256(b): b for b in [*layer_blobs, config, manifest]}
     descriptor: dict[str, object] = {
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha256(manifest), "size": len(manifest),
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": sha256(manifest),
+        "size": len(manifest),
     }
     if tag:
         descriptor["annotations"] = {"org.opencontainers.image.ref.name": tag}
@@ -246,11 +263,13 @@ def docker_v25(tars: list[bytes], tag: str = "layerscope/sample:v25") -> bytes:
     """`docker save` from Docker 25: OCI blobs (uncompressed layers) plus the legacy manifest.json."""
     blobs, index = oci_blobs(tars, "none", f"docker.io/{tag}")
     config_digest = sha256(config_json(tars))
-    manifest = [{
-        "Config": "blobs/sha256/" + config_digest.removeprefix("sha256:"),
-        "RepoTags": [tag],
-        "Layers": ["blobs/sha256/" + sha256(t).removeprefix("sha256:") for t in tars],
-    }]
+    manifest = [
+        {
+            "Config": "blobs/sha256/" + config_digest.removeprefix("sha256:"),
+            "RepoTags": [tag],
+            "Layers": ["blobs/sha256/" + sha256(t).removeprefix("sha256:") for t in tars],
+        }
+    ]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for digest, data in sorted(blobs.items()):

@@ -37,7 +37,7 @@ def expect(layers: list[tuple[str, list[Op]]]) -> Expected:
     for index, (_, ops) in enumerate(layers):
         deleted = 0
 
-        def remove_under(prefix: str, include_self: bool) -> int:
+        def remove_under(prefix: str, include_self: bool, index: int = index) -> int:
             gone = 0
             for path in [p for p in fs if p.startswith(prefix + "/") or (include_self and p == prefix)]:
                 kind, size, layer = fs.pop(path)

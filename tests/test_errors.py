@@ -136,12 +136,19 @@ CASES: dict[str, tuple[Callable[[Path], str], list[str], str]] = {
     "corrupt tar header": (corrupt_layer_header, [], "corrupt tar header"),
     "truncated outer archive": (truncated_outer_archive, [], "truncated"),
     "blob missing from layout": (missing_blob, [], "is missing"),
-    "manifest names absent layer": (manifest_names_absent_layer, [], "'nothere/layer.tar', which is not in the archive"),
+    "manifest names absent layer": (
+        manifest_names_absent_layer,
+        [],
+        "'nothere/layer.tar', which is not in the archive",
+    ),
     "null manifest": (null_manifest, [], "manifest.json is null"),
     "unknown docker tag": (lambda t: _legacy(t), ["--image", "no/such:tag"], "tags present: layerscope/sample:legacy"),
     "unknown oci tag": (lambda t: f"oci:{oci_dir(t, 'gzip')}:nosuchtag", [], "tags present: demo"),
-    "unknown platform": (lambda t: str(oci_dir(t, "gzip")), ["--platform", "linux/riscv64"],
-                         "no image for platform linux/riscv64; platforms present: linux/amd64"),
+    "unknown platform": (
+        lambda t: str(oci_dir(t, "gzip")),
+        ["--platform", "linux/riscv64"],
+        "no image for platform linux/riscv64; platforms present: linux/amd64",
+    ),
     "platform missing from index": (multi_platform_index, [], "platforms present: linux/ppc64le, linux/s390x"),
     "unknown format": (lambda t: _legacy(t), ["--format", "yaml"], "choose one of: table, json"),
 }
@@ -187,7 +194,9 @@ def test_debug_shows_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "Traceback" in capsys.readouterr().err
 
 
-def test_unreachable_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_engine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     assert main(["inspect", "docker://busybox:latest"]) == 2
     err = capsys.readouterr().err

@@ -165,9 +165,10 @@ def test_committed_samples_are_reproducible(tmp_path: Path) -> None:
     ms.main(tmp_path)
     committed = Path(__file__).resolve().parent.parent / "sample_images"
     for name in ("docker-legacy.tar", "docker-v25.tar", "oci-zstd.tar"):
-        assert hashlib.sha256((tmp_path / name).read_bytes()).digest() == hashlib.sha256(
-            (committed / name).read_bytes()
-        ).digest(), name
+        assert (
+            hashlib.sha256((tmp_path / name).read_bytes()).digest()
+            == hashlib.sha256((committed / name).read_bytes()).digest()
+        ), name
         assert (committed / name).stat().st_size < 5_000_000
     fresh = sorted(p.relative_to(tmp_path / "oci-layout") for p in (tmp_path / "oci-layout").rglob("*"))
     assert fresh == sorted(p.relative_to(committed / "oci-layout") for p in (committed / "oci-layout").rglob("*"))

@@ -40,8 +40,11 @@ def two_platform_layout(tmp: Path, nested: bool) -> Path:
         ],
     }
     if nested:
-        descriptor = {"mediaType": "application/vnd.oci.image.index.v1+json", **_blob(layout, json.dumps(inner).encode()),
-                      "annotations": {"org.opencontainers.image.ref.name": "multi"}}
+        descriptor = {
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            **_blob(layout, json.dumps(inner).encode()),
+            "annotations": {"org.opencontainers.image.ref.name": "multi"},
+        }
         top = {"schemaVersion": 2, "manifests": [descriptor]}
     else:
         top = inner

@@ -76,19 +76,35 @@ def test_base256_size() -> None:
 def test_kinds() -> None:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, kind in (("d", tarfile.DIRTYPE), ("s", tarfile.SYMTYPE), ("h", tarfile.LNKTYPE), ("p", tarfile.FIFOTYPE)):
+        for name, kind in (
+            ("d", tarfile.DIRTYPE),
+            ("s", tarfile.SYMTYPE),
+            ("h", tarfile.LNKTYPE),
+            ("p", tarfile.FIFOTYPE),
+        ):
             info = tarfile.TarInfo(name)
             info.type = kind
             info.linkname = "d" if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
             tar.addfile(info)
     kinds = [(e.path, e.kind, e.link) for e in TarReader(io.BytesIO(buffer.getvalue()), "t")]  # type: ignore[arg-type]
-    assert kinds == [("/d", Kind.DIR, ""), ("/s", Kind.SYMLINK, "d"), ("/h", Kind.HARDLINK, "d"), ("/p", Kind.OTHER, "")]
+    assert kinds == [
+        ("/d", Kind.DIR, ""),
+        ("/s", Kind.SYMLINK, "d"),
+        ("/h", Kind.HARDLINK, "d"),
+        ("/p", Kind.OTHER, ""),
+    ]
 
 
 @pytest.mark.parametrize(
     ("name", "path"),
-    [("./usr/bin/x", "/usr/bin/x"), ("usr//lib/", "/usr/lib"), ("../../etc/passwd", "/etc/passwd"), ("/", "/"),
-     ("a/../../b", "/b"), ("//x", "/x")],
+    [
+        ("./usr/bin/x", "/usr/bin/x"),
+        ("usr//lib/", "/usr/lib"),
+        ("../../etc/passwd", "/etc/passwd"),
+        ("/", "/"),
+        ("a/../../b", "/b"),
+        ("//x", "/x"),
+    ],
 )
 def test_names_never_escape_the_root(name: str, path: str) -> None:
     assert normalize(name) == path

@@ -4,7 +4,8 @@ dive builds one tree per layer from the tar headers (intermediate directories ge
 visits each layer's leaves, depth first with children in byte order. Per path it sums the sizes seen
 (`cumulative`) and keeps the smallest (`minimum`). A whiteout leaf counts 0 bytes when it deletes a
 file, and the sum of the sizes below it when it deletes a directory that some layer declared as one.
-A whiteout whose target does not exist in the layers below aborts the rest of that layer's visit.
+A whiteout whose target does not exist in the layers below aborts the rest of that layer's visit,
+and its path keeps the -1 "not yet seen" minimum, which dive then adds into the sum.
 Opaque markers (`.wh..wh..opq`) are dropped. Then:
   efficiency = sum(minimum) / sum(cumulative)       (1.0 when nothing was seen)
   wasted_bytes = sum(cumulative) over paths seen in two or more layers (the surviving copy included)
@@ -14,6 +15,7 @@ We reproduce this so a user can compare with dive one-for-one; the README says w
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from layerscope.archive.tarstream import Kind, TarEntry
@@ -77,7 +79,7 @@ def _layer_tree(entries: list[TarEntry]) -> _DNode:
 
 
 def _target(parts: list[str]) -> list[str]:
-    return [*parts[:-1], parts[-1][len(_WHITEOUT):]] if parts else parts
+    return [*parts[:-1], parts[-1][len(_WHITEOUT) :]] if parts else parts
 
 
 def _stack(lower: _DNode, upper: _DNode, parts: list[str] | None = None) -> None:
@@ -114,24 +116,24 @@ def dive_figures(layers: list[list[TarEntry]], layer_sizes: list[int]) -> DiveFi
         def visit(node: _DNode, parts: list[str], below: _DNode = below) -> None:
             for name in sorted(node.children):
                 visit(node.children[name], [*parts, name])
-            if node.children:
+            if node.children or not parts:  # dive visits leaves only, never the root
                 return
+            whiteout = parts[-1].startswith(_WHITEOUT)
+            path = "/" + "/".join(_target(parts) if whiteout else parts)
+            if path not in cumulative:  # dive registers the path before looking anything up
+                cumulative[path], minimum[path], seen[path] = 0, -1, 0
             size = node.size
-            if parts and parts[-1].startswith(_WHITEOUT):
+            if whiteout:
                 target = _get(below, _target(parts))
                 if target is None:
-                    raise _AbortLayer
+                    raise _AbortLayer  # leaves this path's minimum at -1, as dive does
                 size = target.total() if target.is_dir else 0
-                parts = _target(parts)
-            path = "/" + "/".join(parts)
-            cumulative[path] = cumulative.get(path, 0) + size
-            minimum[path] = min(minimum.get(path, size), size)
-            seen[path] = seen.get(path, 0) + 1
+            cumulative[path] += size
+            minimum[path] = size if minimum[path] < 0 else min(minimum[path], size)
+            seen[path] += 1
 
-        try:
+        with contextlib.suppress(_AbortLayer):
             visit(tree, [])
-        except _AbortLayer:
-            pass
         if index == 0:
             stacked = trees[0].copy()
         assert stacked is not None

@@ -6,10 +6,10 @@ import heapq
 from collections.abc import Callable
 from typing import Any
 
+from layerscope.analysis.dive import dive_figures
 from layerscope.archive.blobs import Compression
 from layerscope.archive.layers import LayerScan, scan_layers
 from layerscope.archive.tarstream import Kind
-from layerscope.analysis.dive import dive_figures
 from layerscope.model import ImageReport, LargeFile, LayerReport
 from layerscope.sources.base import OpenedImage
 from layerscope.tree import LayerChange, UnionTree
@@ -69,9 +69,7 @@ def build_report(image: OpenedImage, progress: Progress | None = None, top: int 
     )
 
 
-def _layer_report(
-    index: int, diff_id: str, scan: LayerScan, change: LayerChange, command: str | None
-) -> LayerReport:
+def _layer_report(index: int, diff_id: str, scan: LayerScan, change: LayerChange, command: str | None) -> LayerReport:
     compressed = scan.stored_size if scan.compression is not Compression.NONE else None
     return LayerReport(
         index=index,

@@ -8,7 +8,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from layerscope.errors import ArchiveError
 
@@ -129,16 +129,15 @@ def _gzip_reader(raw: BinaryIO) -> BinaryIO:
     try:
         from isal import igzip
     except ImportError:
-        return io.BufferedReader(_ZlibGzipReader(raw), buffer_size=1 << 20)  # type: ignore[return-value]
-    return igzip.IGzipFile(fileobj=raw, mode="rb")  # type: ignore[no-any-return]
+        return cast(BinaryIO, io.BufferedReader(_ZlibGzipReader(raw), buffer_size=1 << 20))
+    return cast(BinaryIO, igzip.IGzipFile(fileobj=raw, mode="rb"))  # type: ignore[no-untyped-call]
 
 
 def _zstd_reader(raw: BinaryIO) -> BinaryIO:
     import zstandard
 
-    return zstandard.ZstdDecompressor().stream_reader(  # type: ignore[no-any-return]
-        raw, read_across_frames=True, closefd=False
-    )
+    reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=False)
+    return cast(BinaryIO, reader)
 
 
 @contextmanager

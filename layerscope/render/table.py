@@ -58,7 +58,9 @@ def render(report: ImageReport) -> str:
         parts += [
             "",
             "Largest files",
-            tabulate(largest, headers=["size", "layer", "path"], tablefmt="simple", colalign=("right", "right", "left")),
+            tabulate(
+                largest, headers=["size", "layer", "path"], tablefmt="simple", colalign=("right", "right", "left")
+            ),
         ]
     parts += ["", UNITS_NOTE]
     return "\n".join(parts) + "\n"

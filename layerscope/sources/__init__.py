@@ -37,7 +37,7 @@ def split_reference(reference: str) -> tuple[str, str]:
         return "oci", reference
     if path.is_file():
         return _sniff_file(path), reference
-    if "/" in reference and not _looks_like_image_name(reference) or reference.endswith((".tar", ".tar.gz")):
+    if ("/" in reference and not _looks_like_image_name(reference)) or reference.endswith((".tar", ".tar.gz")):
         raise SourceError(f"{reference}: no such file or directory")
     return "docker", reference
 

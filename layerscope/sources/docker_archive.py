@@ -8,7 +8,7 @@ to another layer's tar (TarContainer.resolve follows them).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from layerscope.archive.container import TarContainer
 from layerscope.errors import ArchiveError, SourceError
@@ -65,15 +65,13 @@ def _pick_entry(manifest: Any, wanted: str | None, where: str) -> dict[str, Any]
         raise ArchiveError(f"{where}: manifest.json is not a non-empty list of images")
     if wanted is None:
         if len(manifest) == 1:
-            return manifest[0]
-        raise SourceError(
-            f"{where}: holds {len(manifest)} images; choose one with --image ({_tag_list(manifest)})"
-        )
+            return cast(dict[str, Any], manifest[0])
+        raise SourceError(f"{where}: holds {len(manifest)} images; choose one with --image ({_tag_list(manifest)})")
     wanted_full = wanted if ":" in wanted.rsplit("/", 1)[-1] else wanted + ":latest"
     for entry in manifest:
         tags = entry.get("RepoTags") or []
         if wanted in tags or wanted_full in tags:
-            return entry
+            return cast(dict[str, Any], entry)
     raise SourceError(f"{where}: no image tagged {wanted!r}; tags present: {_tag_list(manifest)}")
 
 

@@ -6,6 +6,7 @@ annotation) and platform (`--platform os/arch[/variant]`, defaulting to the host
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform as host_platform
@@ -187,9 +188,7 @@ def _tag_matches(descriptor: dict[str, Any], tag: str) -> bool:
 
 def _tags(index: Any) -> str:
     manifests = index.get("manifests") if isinstance(index, dict) else None
-    tags = [
-        (d.get("annotations") or {}).get(_REF_NAME) for d in manifests or [] if isinstance(d, dict)
-    ]
+    tags = [(d.get("annotations") or {}).get(_REF_NAME) for d in manifests or [] if isinstance(d, dict)]
     present = [t for t in tags if t]
     return ", ".join(present) if present else "none are tagged"
 
@@ -236,7 +235,11 @@ def _image(store: BlobStore, reference: str, chosen: _Candidate) -> OpenedImage:
     for diff_id, descriptor in zip(ids, layer_descriptors, strict=True):
         name = blob_path(descriptor.get("digest", ""))
         layers.append(
-            LayerBlob(diff_id=diff_id, name=f"{store.where}:{name}", stored_size=store.size(name),
-                      open=lambda name=name: store.open(name))  # type: ignore[misc]
+            LayerBlob(
+                diff_id=diff_id,
+                name=f"{store.where}:{name}",
+                stored_size=store.size(name),
+                open=functools.partial(store.open, name),
+            )
         )
     return OpenedImage(reference=reference, config=config, layers=layers, _closers=[store.close])

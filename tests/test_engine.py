@@ -1,0 +1,141 @@
+"""Against a real Docker engine: images built from a local busybox base, read through the engine,
+through their `docker save` archive and through a `skopeo copy` to an OCI archive.
+
+Skipped without an engine; required when CI=true (.ci/run installs and starts dockerd)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import skip_or_fail
+from dive_tool import run_dive
+
+from layerscope.cli import main
+
+BUSYBOX = Path("/bin/busybox")
+BASE = "layerscope-test/busybox:base"
+IMAGE = "layerscope-test/story:1"
+APPLETS = ["sh", "head", "rm", "mkdir", "echo", "cat", "ls"]
+BIG, SMALL, KEEP = 100_000, 5_000, "hello from layerscope\n"
+
+DOCKERFILE = f"""
+FROM {BASE}
+RUN head -c {BIG} /dev/zero > /big.bin && mkdir -p /d/e && head -c {SMALL} /dev/zero > /d/e/f.bin
+RUN rm /big.bin && rm -r /d
+ENV GREETING=hi
+RUN echo -n '{KEEP.strip()}' > /keep.txt && echo >> /keep.txt
+"""
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Any]:
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # any failure to reach the engine means: no engine here
+        skip_or_fail(f"no Docker engine reachable ({exc})")
+    if not BUSYBOX.is_file():
+        skip_or_fail("busybox-static is not installed (/bin/busybox)")
+    yield client
+    client.close()
+
+
+def _base_rootfs() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(BUSYBOX, arcname="bin/busybox")
+        for applet in APPLETS:
+            info = tarfile.TarInfo(f"bin/{applet}")
+            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def built(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    repo, tag = BASE.split(":")
+    engine.api.import_image_from_data(_base_rootfs(), repository=repo, tag=tag)
+    context = tmp_path_factory.mktemp("ctx")
+    (context / "Dockerfile").write_text(DOCKERFILE)
+    engine.images.build(path=str(context), tag=IMAGE, rm=True)
+    archive = tmp_path_factory.mktemp("save") / "story.tar"
+    with open(archive, "wb") as out:
+        for chunk in engine.images.get(IMAGE).save(named=True):
+            out.write(chunk)
+    paths = {"archive": str(archive)}
+    if shutil.which("skopeo"):
+        oci = archive.with_name("story-oci.tar")
+        subprocess.run(
+            ["skopeo", "copy", "--quiet", f"docker-daemon:{IMAGE}", f"oci-archive:{oci}:story"],
+            check=True,
+            capture_output=True,
+        )
+        paths["oci"] = f"oci-archive:{oci}:story"
+    return paths
+
+
+def report(capsys: pytest.CaptureFixture[str], reference: str) -> dict[str, Any]:
+    code = main(["inspect", reference, "--format", "json", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def test_engine_report_equals_saved_archive(built: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    via_engine = report(capsys, IMAGE)
+    via_prefix = report(capsys, f"docker://{IMAGE}")
+    via_archive = report(capsys, built["archive"])
+    assert via_engine["reference"] == IMAGE
+    for other in (via_prefix, via_archive):
+        assert {k: v for k, v in via_engine.items() if k != "reference"} == {
+            k: v for k, v in other.items() if k != "reference"
+        }
+
+
+def test_engine_figures_match_what_the_dockerfile_wrote(
+    built: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    got = report(capsys, IMAGE)
+    busybox = BUSYBOX.stat().st_size
+    assert [layer["size"] for layer in got["layers"]] == [busybox, BIG + SMALL, 0, len(KEEP)]
+    assert got["squashed_size"] == busybox + len(KEEP)
+    assert got["reclaimable_bytes"] == BIG + SMALL
+    assert got["layers"][2]["deleted_bytes"] == BIG + SMALL
+    assert "rm /big.bin" in got["layers"][2]["created_by"]  # ENV made no layer: alignment skipped it
+    assert "/keep.txt" in got["layers"][3]["created_by"]
+    assert {f["path"]: f["size"] for f in got["largest_files"]} == {"/bin/busybox": busybox, "/keep.txt": len(KEEP)}
+
+
+def test_skopeo_oci_archive_agrees(built: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    if "oci" not in built:
+        skip_or_fail("skopeo is not installed")
+    oci, engine = report(capsys, built["oci"]), report(capsys, IMAGE)
+    for key in ("total_size", "squashed_size", "reclaimable_bytes", "files", "efficiency", "wasted_bytes"):
+        assert oci[key] == engine[key], key
+    assert [layer["diff_id"] for layer in oci["layers"]] == [layer["diff_id"] for layer in engine["layers"]]
+    assert all(layer["compression"] == "gzip" and layer["compressed_size"] for layer in oci["layers"])
+
+
+def test_image_missing_from_engine(engine: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", "layerscope-test/absent:nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "layerscope: error: layerscope-test/absent:nope: no such image in the Docker engine"
+
+
+def test_dive_agrees_on_the_engine_image(
+    built: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    theirs, ours = run_dive(Path(built["archive"]), tmp_path), report(capsys, IMAGE)
+    assert ours["efficiency"] == pytest.approx(theirs["image"]["efficiencyScore"], abs=1e-12)
+    assert ours["wasted_bytes"] == theirs["image"]["inefficientBytes"]
+    assert [layer["size"] for layer in ours["layers"]] == [layer["sizeBytes"] for layer in theirs["layer"]]
