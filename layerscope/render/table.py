@@ -8,6 +8,15 @@ from layerscope.model import ImageReport
 from layerscope.render.units import UNITS_NOTE, percent, size
 
 _COMMAND_WIDTH = 60
+_PATH_WIDTH = 90
+
+
+def _path(text: str) -> str:
+    # Keep both ends: the top folder says where, the file name says what.
+    if len(text) <= _PATH_WIDTH:
+        return text
+    half = (_PATH_WIDTH - 1) // 2
+    return text[:half] + "…" + text[-half:]
 
 
 def _command(text: str | None) -> str:
@@ -40,7 +49,7 @@ def render(report: ImageReport) -> str:
         )
         for layer in report.layers
     ]
-    largest = [(size(f.size), f.layer, f.path) for f in report.largest_files]
+    largest = [(size(f.size), f.layer, _path(f.path)) for f in report.largest_files]
     parts = [
         f"Image: {report.reference} ({platform}, {len(report.layers)} layers)",
         "",
