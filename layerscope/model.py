@@ -32,6 +32,43 @@ class LargeFile(_Frozen):
     layer: int = Field(description="Index of the layer whose copy of the file is visible")
 
 
+class PackageReport(_Frozen):
+    type: str = Field(description="deb, rpm, apk or python")
+    name: str
+    version: str
+    arch: str | None = None
+    size: int = Field(description="Sum of the regular files it owns that are present in the final filesystem")
+    files: int = Field(description="Regular files it owns that are present in the final filesystem")
+    claimed_size: int | None = Field(default=None, description="Installed size its database states")
+    location: str = Field(default="", description="Database or dist-info folder it was read from")
+
+
+class CategoryReport(_Frozen):
+    name: str
+    size: int = Field(description="Bytes of the final filesystem's regular files in this category")
+    files: int
+    rules: dict[str, int] = Field(default_factory=dict, description="Bytes placed by each rule")
+
+
+class Finding(_Frozen):
+    id: str = Field(description="Stable identifier, e.g. build-tools-present")
+    severity: str = Field(description="high, medium, low or info")
+    message: str
+    bytes: int = Field(description="Bytes at stake")
+    evidence: list[str] = Field(default_factory=list, description="Packages or paths, with their sizes")
+    fix: str = Field(description="The Dockerfile change that removes it")
+
+
+class PythonReport(_Frozen):
+    version: str | None = Field(description="X.Y of the image's own interpreter; null when none was found")
+    bytecode_coverage: float | None = Field(
+        description="Fraction of .py files with __pycache__/NAME.cpython-XY.pyc for that interpreter; "
+        "null when the image has no Python"
+    )
+    source_files: int = 0
+    missing_bytecode_files: int = 0
+
+
 class ImageReport(_Frozen):
     schema_version: int = SCHEMA_VERSION
     reference: str = Field(description="The reference as the user gave it")
@@ -49,3 +86,8 @@ class ImageReport(_Frozen):
     wasted_bytes: int = Field(description="dive 0.13's wasted bytes, computed as dive does")
     user_wasted_fraction: float = Field(description="dive 0.13's wasted bytes / bytes above the base layer")
     largest_files: list[LargeFile]
+    packages: list[PackageReport] = Field(default_factory=list)
+    categories: list[CategoryReport] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    python: PythonReport = PythonReport(version=None, bytecode_coverage=None)
+    warnings: list[str] = Field(default_factory=list, description="Problems that did not stop the analysis")

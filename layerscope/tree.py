@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from layerscope.archive.tarstream import Kind, TarEntry
 
 WHITEOUT = ".wh."
+_MAX_SYMLINKS = 40
 OPAQUE = ".wh..wh..opq"
 
 
@@ -94,6 +95,36 @@ class UnionTree:
                 return None
             node = node.children.get(part)
         return node
+
+    def resolve(self, path: str, follow_last: bool = False) -> tuple[str, Node] | None:
+        """The canonical path and node that `path` reaches, following symlinks in its directories
+        (and in its last component when asked) the way the kernel would inside the container.
+        Package databases list /bin/sh while usrmerge images keep it at /usr/bin/sh."""
+        pending = _parts(path)
+        resolved: list[str] = []
+        node = self.root
+        hops = 0
+        while pending:
+            part = pending.pop(0)
+            if part == "..":
+                resolved = resolved[:-1]
+                node = self.get("/" + "/".join(resolved)) or self.root
+                continue
+            if node.children is None or part not in node.children:
+                return None
+            child = node.children[part]
+            if child.kind == Kind.SYMLINK and (pending or follow_last):
+                hops += 1
+                if hops > _MAX_SYMLINKS:
+                    return None
+                target = _parts(child.link)
+                if child.link.startswith("/"):
+                    resolved, node = [], self.root
+                pending = target + pending
+                continue
+            resolved.append(part)
+            node = child
+        return "/" + "/".join(resolved), node
 
     def walk(self) -> Iterator[tuple[str, Node]]:
         """Every path of the final filesystem (root excluded), parents before children."""

@@ -6,11 +6,15 @@ import heapq
 from collections.abc import Callable
 from typing import Any
 
+from layerscope.analysis.attribution import Attribution, FinalFS, attribute
 from layerscope.analysis.dive import dive_figures
+from layerscope.analysis.findings import Context, evaluate_findings
+from layerscope.analysis.pythonenv import python_facts
 from layerscope.archive.blobs import Compression
 from layerscope.archive.layers import LayerScan, scan_layers
 from layerscope.archive.tarstream import Kind
-from layerscope.model import ImageReport, LargeFile, LayerReport
+from layerscope.catalogers import wanted
+from layerscope.model import CategoryReport, ImageReport, LargeFile, LayerReport, PackageReport, PythonReport
 from layerscope.sources.base import OpenedImage
 from layerscope.tree import LayerChange, UnionTree
 
@@ -38,10 +42,18 @@ def build_report(image: OpenedImage, progress: Progress | None = None, top: int 
         if progress:
             progress(index + 1, total)
 
-    for scan in scan_layers(image.layers, on_done=done):
+    for scan in scan_layers(image.layers, on_done=done, capture=wanted):
         tree.apply(scan.entries)
         scans.append(scan)
     commands = layer_commands(image.config, total)
+    fs = FinalFS(tree, [scan.contents for scan in scans])
+    attribution = attribute(fs)
+    python = python_facts(
+        tree,
+        {path: facts.size for path, (facts, _) in attribution.files.items()},
+        [path for path, node in tree.walk() if node.kind in (Kind.FILE, Kind.SYMLINK)],
+    )
+    findings = evaluate_findings(Context(attribution, python, tree.removed, commands))
     layers = [
         _layer_report(i, image.layers[i].diff_id, scan, change, commands[i])
         for i, (scan, change) in enumerate(zip(scans, tree.changes, strict=True))
@@ -66,7 +78,37 @@ def build_report(image: OpenedImage, progress: Progress | None = None, top: int 
         wasted_bytes=dive.wasted_bytes,
         user_wasted_fraction=dive.user_wasted_fraction,
         largest_files=largest,
+        packages=_packages(attribution),
+        categories=[
+            CategoryReport(name=name, size=size, files=count, rules=rules)
+            for name, size, count, rules in attribution.category_totals()
+        ],
+        findings=findings,
+        python=PythonReport(
+            version=python.version,
+            bytecode_coverage=python.coverage,
+            source_files=python.source_files,
+            missing_bytecode_files=len(python.missing),
+        ),
+        warnings=attribution.warnings,
     )
+
+
+def _packages(attribution: Attribution) -> list[PackageReport]:
+    reports = [
+        PackageReport(
+            type=o.package.type,
+            name=o.package.name,
+            version=o.package.version,
+            arch=o.package.arch,
+            size=o.size,
+            files=len(o.paths),
+            claimed_size=o.package.claimed_size,
+            location=o.package.location,
+        )
+        for o in attribution.packages
+    ]
+    return sorted(reports, key=lambda p: (-p.size, p.type, p.name))
 
 
 def _layer_report(index: int, diff_id: str, scan: LayerScan, change: LayerChange, command: str | None) -> LayerReport:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from layerscope.model import ImageReport
-from layerscope.render.units import UNITS_NOTE, percent, size
+from layerscope.units import UNITS_NOTE, percent, size
 
 _COMMAND_WIDTH = 60
 _PATH_WIDTH = 90

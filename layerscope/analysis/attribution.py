@@ -1,0 +1,146 @@
+"""Who owns every byte of the final filesystem, and in which category it falls.
+
+Ownership overlaps are resolved here and only here: a file may be listed by an OS package and by a
+Python distribution (Debian's python3-* packages ship dist-info folders); each package's `size`
+counts every file it owns, while categories count each file once.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from layerscope.archive.tarstream import Kind
+from layerscope.catalogers import CATALOGERS, Package
+from layerscope.classify import CATEGORIES, DEFAULT_RULES, FileFacts, Rule, classify
+from layerscope.tree import Node, UnionTree
+
+
+class FinalFS:
+    """The final filesystem: the union tree plus the captured content of metadata files."""
+
+    def __init__(self, tree: UnionTree, contents: list[dict[str, bytes]]) -> None:
+        self.tree = tree
+        self._contents = contents
+
+    def read(self, path: str) -> bytes | None:
+        found = self.tree.resolve(path, follow_last=True)
+        if found is None or found[1].kind != Kind.FILE:
+            return None
+        canonical, node = found
+        return self._contents[node.layer].get(canonical)
+
+    def captured(self) -> Iterator[str]:
+        seen: set[str] = set()
+        for layer in self._contents:
+            for path in layer:
+                if path not in seen and self.read(path) is not None:
+                    seen.add(path)
+                    yield path
+
+    def regular_files(self) -> Iterator[tuple[str, Node]]:
+        for path, node in self.tree.walk():
+            if node.kind == Kind.FILE:
+                yield path, node
+
+
+@dataclass
+class Owned:
+    package: Package
+    paths: set[str] = field(default_factory=set)
+    size: int = 0
+
+
+@dataclass
+class Attribution:
+    packages: list[Owned]
+    files: dict[str, tuple[FileFacts, Rule]]  # canonical path -> facts, rule that placed it
+    warnings: list[str]
+
+    def category_totals(self) -> list[tuple[str, int, int, dict[str, int]]]:
+        sizes: dict[str, int] = dict.fromkeys(CATEGORIES, 0)
+        counts: dict[str, int] = dict.fromkeys(CATEGORIES, 0)
+        by_rule: dict[str, dict[str, int]] = {c: defaultdict(int) for c in CATEGORIES}
+        for facts, rule in self.files.values():
+            sizes[rule.category] += facts.size
+            counts[rule.category] += 1
+            by_rule[rule.category][rule.name] += facts.size
+        return [(c, sizes[c], counts[c], dict(by_rule[c])) for c in CATEGORIES]
+
+
+def attribute(fs: FinalFS, rules: tuple[Rule, ...] = DEFAULT_RULES) -> Attribution:
+    warnings: list[str] = []
+    packages = [p for cataloger in CATALOGERS for p in cataloger.catalog(fs, warnings)]
+    owned = [_owned_files(fs, package) for package in packages]
+    os_owner: dict[str, Package] = {}
+    py_owner: dict[str, Package] = {}
+    for entry in owned:
+        target = py_owner if entry.package.type == "python" else os_owner
+        for path in entry.paths:
+            target.setdefault(path, entry.package)
+    _claim_python_leftovers(fs, owned, py_owner)
+    files: dict[str, tuple[FileFacts, Rule]] = {}
+    for path, node in fs.regular_files():
+        facts = FileFacts(path, node.size, os_owner.get(path), py_owner.get(path))
+        files[path] = (facts, classify(facts, rules))
+    return Attribution(packages=owned, files=files, warnings=warnings)
+
+
+def _owned_files(fs: FinalFS, package: Package) -> Owned:
+    owned = Owned(package)
+    for listed in package.files:
+        found = fs.tree.resolve(listed)
+        if found is not None and found[1].kind == Kind.FILE and found[0] not in owned.paths:
+            owned.paths.add(found[0])
+            owned.size += found[1].size
+    return owned
+
+
+def _claim_python_leftovers(fs: FinalFS, owned: list[Owned], py_owner: dict[str, Package]) -> None:
+    """Files sitting in a distribution's folders but missing from its RECORD (bytecode compiled after
+    install, say) belong to that distribution; so does `X/__pycache__/m.*.pyc` when X/m.py is its."""
+    for entry in owned:
+        if entry.package.type != "python":
+            continue
+        for folder in entry.package.folders:
+            for path, node in _files_under(fs.tree, folder):
+                if path not in py_owner:
+                    _give(entry, py_owner, path, node)
+    by_path = {o.package.location: o for o in owned}
+    for path, node in fs.regular_files():
+        if path in py_owner or not path.endswith(".pyc") or "/__pycache__/" not in path:
+            continue
+        source = _source_of(path)
+        owner = py_owner.get(source)
+        if owner is not None:
+            _give(by_path[owner.location], py_owner, path, node)
+
+
+def _give(entry: Owned, py_owner: dict[str, Package], path: str, node: Node) -> None:
+    py_owner[path] = entry.package
+    if path not in entry.paths:
+        entry.paths.add(path)
+        entry.size += node.size
+
+
+def _source_of(pyc: str) -> str:
+    """a/__pycache__/m.cpython-311.opt-1.pyc -> a/m.py"""
+    folder, _, name = pyc.rpartition("/__pycache__/")
+    return f"{folder}/{name.split('.', 1)[0]}.py"
+
+
+def _files_under(tree: UnionTree, folder: str) -> Iterable[tuple[str, Node]]:
+    found = tree.resolve(folder, follow_last=True)
+    if found is None or found[1].children is None:
+        return
+    stack = [found]
+    while stack:
+        prefix, node = stack.pop()
+        for name, child in (node.children or {}).items():
+            path = posixpath.join(prefix, name)
+            if child.kind == Kind.FILE:
+                yield path, child
+            elif child.children is not None:
+                stack.append((path, child))
