@@ -22,7 +22,7 @@ OLDFILENAMES, FILESIZES, FILEMODES = 1027, 1028, 1030
 DIRINDEXES, BASENAMES, DIRNAMES = 1116, 1117, 1118
 LONGFILESIZES, LONGSIZE = 5008, 5009
 
-_INT_FORMATS = {2: ("B", 1), 3: ("H", 2), 4: ("I", 4), 5: ("Q", 8)}
+_INT_FORMATS = {2: "B", 3: "H", 4: "I", 5: "Q"}
 STRING, BIN, STRING_ARRAY, I18NSTRING = 6, 7, 8, 9
 
 
@@ -84,8 +84,7 @@ def _value(store: bytes, kind: int, offset: int, count: int) -> object:
     if offset < 0 or offset > len(store):
         raise RpmDbError("rpm header entry points outside its data")
     if kind in _INT_FORMATS:
-        code, width = _INT_FORMATS[kind]
-        return struct.unpack_from(f">{count}{code}", store, offset)
+        return struct.unpack_from(f">{count}{_INT_FORMATS[kind]}", store, offset)
     if kind in (STRING, I18NSTRING):
         return store[offset : store.index(b"\0", offset)].decode("utf-8", "replace")
     if kind == STRING_ARRAY:
