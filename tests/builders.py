@@ -64,3 +64,44 @@ def multi_image_archive(tars: list[bytes]) -> bytes:
             manifest.append({"Config": config_name, "RepoTags": [tag], "Layers": names})
         _add(tar, "manifest.json", json.dumps(manifest).encode())
     return buffer.getvalue()
+
+
+def tar_layer(entries: list[tuple[str, str, bytes | str | int]]) -> bytes:
+    """A layer tar from (kind, path, payload): ("file", p, bytes or size), ("symlink", p, target),
+    ("hardlink", p, target), ("dir", p, "")."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for kind, path, payload in entries:
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.mtime = MTIME
+            if kind == "file":
+                data = payload if isinstance(payload, bytes) else b"\0" * int(payload)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+                continue
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+            else:
+                info.type = tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE
+                info.linkname = str(payload)
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+def image_of(layers: list[bytes], history: list[str] | None = None) -> bytes:
+    """A legacy `docker save` archive of the given layer tars."""
+    config = json.dumps({
+        "architecture": "amd64",
+        "os": "linux",
+        "history": [{"created_by": c} for c in (history or [f"layer {i}" for i in range(len(layers))])],
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(t).hexdigest() for t in layers]},
+    }).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        names = []
+        for i, data in enumerate(layers):
+            names.append(f"{i}/layer.tar")
+            _add(tar, names[-1], data)
+        _add(tar, "config.json", config)
+        _add(tar, "manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["t:1"], "Layers": names}]).encode())
+    return buffer.getvalue()

@@ -7,11 +7,12 @@ from layerscope.catalogers.rpmdb import RpmDbError, read_rpmdb
 
 _DIRS = ("/var/lib/rpm/", "/usr/lib/sysimage/rpm/")
 _NAMES = ("rpmdb.sqlite", "Packages", "Packages.db")  # in order of preference: newest backend first
+_WAL = "rpmdb.sqlite-wal"
 
 
 class RpmCataloger:
     def wants(self, path: str) -> bool:
-        return path.startswith(_DIRS) and path.rsplit("/", 1)[-1] in _NAMES
+        return path.startswith(_DIRS) and path.rsplit("/", 1)[-1] in (*_NAMES, _WAL)
 
     def catalog(self, files: FileSource, warnings: list[str]) -> list[Package]:
         for directory in _DIRS:
@@ -25,6 +26,9 @@ class RpmCataloger:
                 except RpmDbError as exc:
                     warnings.append(f"{path}: {exc}")
                     continue
+                if name == "rpmdb.sqlite" and files.read(directory + _WAL):
+                    warnings.append(f"{path}: its write-ahead log was not checkpointed; packages installed "
+                                    "last may be missing")
                 return [
                     Package(
                         type="rpm",
