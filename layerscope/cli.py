@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--image", help="repo:tag to pick in a multi-image docker archive")
     inspect.add_argument("--platform", help="os/arch[/variant] to pick in an OCI index (default: the host's)")
     inspect.add_argument("--top", type=int, default=20, help="how many of the largest files to list")
+    inspect.add_argument("--packages", default="10", help="how many packages the table lists, or 'all'")
     for sub in (inspect,):
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
         sub.add_argument("--debug", action="store_true", help="show a traceback on errors")
@@ -78,18 +79,27 @@ def _write_output(text: str, target: Path | None) -> None:
         raise
 
 
+def _package_limit(text: str) -> int | None:
+    if text == "all":
+        return None
+    if not text.isdigit():
+        raise UsageError(f"--packages takes a number or 'all', not {text!r}")
+    return int(text)
+
+
 def _inspect(args: argparse.Namespace) -> Exit:
     from layerscope.analysis.inspect import build_report
-    from layerscope.render import renderer
+    from layerscope.render import RenderOptions, renderer
     from layerscope.sources import SourceOptions, open_image
 
     render = renderer(args.format)
     if args.top < 0:
         raise UsageError("--top must be zero or more")
+    options = RenderOptions(packages=_package_limit(args.packages))
     progress = _progress(not args.quiet and sys.stderr.isatty())
     with open_image(args.reference, SourceOptions(image=args.image, platform=args.platform)) as image:
         report = build_report(image, progress=progress, top=args.top)
-    _write_output(render(report), args.output)
+    _write_output(render(report, options), args.output)
     return Exit.OK
 
 

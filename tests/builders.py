@@ -90,12 +90,14 @@ def tar_layer(entries: list[tuple[str, str, bytes | str | int]]) -> bytes:
 
 def image_of(layers: list[bytes], history: list[str] | None = None) -> bytes:
     """A legacy `docker save` archive of the given layer tars."""
-    config = json.dumps({
-        "architecture": "amd64",
-        "os": "linux",
-        "history": [{"created_by": c} for c in (history or [f"layer {i}" for i in range(len(layers))])],
-        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(t).hexdigest() for t in layers]},
-    }).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "history": [{"created_by": c} for c in (history or [f"layer {i}" for i in range(len(layers))])],
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(t).hexdigest() for t in layers]},
+        }
+    ).encode()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         names = []
@@ -103,5 +105,7 @@ def image_of(layers: list[bytes], history: list[str] | None = None) -> bytes:
             names.append(f"{i}/layer.tar")
             _add(tar, names[-1], data)
         _add(tar, "config.json", config)
-        _add(tar, "manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["t:1"], "Layers": names}]).encode())
+        _add(
+            tar, "manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["t:1"], "Layers": names}]).encode()
+        )
     return buffer.getvalue()

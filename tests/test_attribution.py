@@ -42,6 +42,7 @@ PY_FILES = {  # path -> (size, in RECORD)
     f"{SITE}/requests/__pycache__/api.cpython-39.pyc": (333, False),  # another interpreter's bytecode
 }
 TARGET = "/var/task/python"  # pip install --target
+REQUESTS_METADATA = b"Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\n"
 
 
 def _status() -> bytes:
@@ -64,14 +65,17 @@ def _lists() -> list[tuple[str, str, bytes | str | int]]:
 
 
 def _record(site: str, files: list[str], dist_info: str) -> bytes:
-    rows = [f"{p[len(site) + 1:]},sha256=x,1" for p in files] + [f"{dist_info}/METADATA,,", f"{dist_info}/RECORD,,"]
+    rows = [f"{p[len(site) + 1 :]},sha256=x,1" for p in files] + [f"{dist_info}/METADATA,,", f"{dist_info}/RECORD,,"]
     return ("\n".join(rows) + "\n").encode()
 
 
 def python_app_image() -> bytes:
     base: list[tuple[str, str, bytes | str | int]] = [
-        ("dir", "/usr", ""), ("dir", "/usr/bin", ""), ("dir", "/usr/lib", ""),
-        ("symlink", "/bin", "usr/bin"), ("symlink", "/lib", "usr/lib"),
+        ("dir", "/usr", ""),
+        ("dir", "/usr/bin", ""),
+        ("dir", "/usr/lib", ""),
+        ("symlink", "/bin", "usr/bin"),
+        ("symlink", "/lib", "usr/lib"),
         ("symlink", "/usr/bin/python3", "python3.11"),
         ("file", "/var/lib/dpkg/status", _status()),
         *_lists(),
@@ -80,13 +84,24 @@ def python_app_image() -> bytes:
     record = [p for p, (_, listed) in PY_FILES.items() if listed]
     pip: list[tuple[str, str, bytes | str | int]] = [
         *[("file", path, size) for path, (size, _) in PY_FILES.items()],
-        ("file", f"{SITE}/requests-2.31.0.dist-info/METADATA", b"Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\n"),
+        (
+            "file",
+            f"{SITE}/requests-2.31.0.dist-info/METADATA",
+            b"Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\n",
+        ),
         ("file", f"{SITE}/requests-2.31.0.dist-info/RECORD", _record(SITE, record, "requests-2.31.0.dist-info")),
         ("file", f"{TARGET}/attrs/__init__.py", 150),
         ("file", f"{TARGET}/attrs-23.1.0.dist-info/METADATA", b"Name: attrs\nVersion: 23.1.0\n"),
-        ("file", f"{TARGET}/attrs-23.1.0.dist-info/RECORD",
-         _record(TARGET, [f"{TARGET}/attrs/__init__.py"], "attrs-23.1.0.dist-info")),
-        ("file", "/usr/lib/python3/dist-packages/oldpkg-1.0.egg-info", b"Metadata-Version: 1.1\nName: oldpkg\nVersion: 1.0\n"),
+        (
+            "file",
+            f"{TARGET}/attrs-23.1.0.dist-info/RECORD",
+            _record(TARGET, [f"{TARGET}/attrs/__init__.py"], "attrs-23.1.0.dist-info"),
+        ),
+        (
+            "file",
+            "/usr/lib/python3/dist-packages/oldpkg-1.0.egg-info",
+            b"Metadata-Version: 1.1\nName: oldpkg\nVersion: 1.0\n",
+        ),
         ("file", "/root/.cache/pip/http/a/b/c", 5_000),
         ("file", "/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease", 2_000),
         ("file", "/srv/app/main.py", 120),
@@ -128,9 +143,12 @@ def test_deb_packages(report: dict[str, Any]) -> None:
 
 def test_python_distributions(report: dict[str, Any]) -> None:
     dists = _packages(report, "python")
-    assert {(n, p["version"]) for n, p in dists.items()} == {("requests", "2.31.0"), ("attrs", "23.1.0"),
-                                                             ("oldpkg", "1.0")}
-    metadata = sum(len(d) for d in (b"Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\n",))
+    assert {(n, p["version"]) for n, p in dists.items()} == {
+        ("requests", "2.31.0"),
+        ("attrs", "23.1.0"),
+        ("oldpkg", "1.0"),
+    }
+    metadata = len(REQUESTS_METADATA)
     record = len(_record(SITE, [p for p, (_, listed) in PY_FILES.items() if listed], "requests-2.31.0.dist-info"))
     # every file in the folder belongs, listed or not, and the dist-info files too
     assert dists["requests"]["size"] == sum(size for size, _ in PY_FILES.values()) + metadata + record
@@ -140,8 +158,17 @@ def test_python_distributions(report: dict[str, Any]) -> None:
 
 def test_categories_partition_the_final_filesystem(report: dict[str, Any]) -> None:
     categories = {c["name"]: c for c in report["categories"]}
-    assert list(categories) == ["build-toolchain", "python-bytecode", "python-source", "python-other", "caches",
-                                "docs", "os-packages", "application", "other"]
+    assert list(categories) == [
+        "build-toolchain",
+        "python-bytecode",
+        "python-source",
+        "python-other",
+        "caches",
+        "docs",
+        "os-packages",
+        "application",
+        "other",
+    ]
     assert sum(c["size"] for c in categories.values()) == report["squashed_size"]
     base_files = 1 + len(DEBS) + len(DEB_FILES)  # status, .list files, package files
     pip_files = len(PY_FILES) + 2 + 3 + 1 + 2 + 3 - 1  # requests, dist-infos, attrs, egg-info, caches, app - tmp.bin
@@ -169,8 +196,14 @@ def test_python_facts(report: dict[str, Any]) -> None:
 
 def test_findings(report: dict[str, Any]) -> None:
     findings = {f["id"]: f for f in report["findings"]}
-    assert set(findings) == {"build-tools-present", "package-cache-present", "missing-bytecode", "stale-bytecode",
-                             "deleted-in-later-layer", "large-unowned-files"}
+    assert set(findings) == {
+        "build-tools-present",
+        "package-cache-present",
+        "missing-bytecode",
+        "stale-bytecode",
+        "deleted-in-later-layer",
+        "large-unowned-files",
+    }
     build = findings["build-tools-present"]
     assert build["evidence"] == ["gcc-12 16.0 kB", "libc6-dev 1.2 kB"]
     assert build["bytes"] == 16_000 + 1_200
@@ -210,12 +243,14 @@ R:busybox-paths.d
 
 
 def test_apk_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    layer = tar_layer([
-        ("file", "/lib/apk/db/installed", APK_DB.encode()),
-        ("file", "/lib/ld-musl-x86_64.so.1", 600_000),
-        ("symlink", "/lib/libc.musl-x86_64.so.1", "ld-musl-x86_64.so.1"),
-        ("file", "/bin/busybox", 900_000),  # /etc/busybox-paths.d is listed but absent
-    ])
+    layer = tar_layer(
+        [
+            ("file", "/lib/apk/db/installed", APK_DB.encode()),
+            ("file", "/lib/ld-musl-x86_64.so.1", 600_000),
+            ("symlink", "/lib/libc.musl-x86_64.so.1", "ld-musl-x86_64.so.1"),
+            ("file", "/bin/busybox", 900_000),  # /etc/busybox-paths.d is listed but absent
+        ]
+    )
     path = tmp_path / "alpine.tar"
     path.write_bytes(image_of([layer]))
     assert main(["inspect", str(path), "--format", "json", "-q"]) == 0
@@ -227,18 +262,22 @@ def test_apk_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_distroless_status_d(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    layer = tar_layer([
-        ("file", "/var/lib/dpkg/status.d/libssl3", b"Package: libssl3\nVersion: 3.0.11-1\nArchitecture: amd64\n"),
-        ("file", "/var/lib/dpkg/status.d/libssl3.md5sums",
-         b"0123  usr/lib/x86_64-linux-gnu/libssl.so.3\n4567  usr/share/doc/libssl3/copyright\n"),
-        ("file", "/usr/lib/x86_64-linux-gnu/libssl.so.3", 700_000),
-        ("file", "/usr/share/doc/libssl3/copyright", 1_000),
-    ])
+    layer = tar_layer(
+        [
+            ("file", "/var/lib/dpkg/status.d/libssl3", b"Package: libssl3\nVersion: 3.0.11-1\nArchitecture: amd64\n"),
+            (
+                "file",
+                "/var/lib/dpkg/status.d/libssl3.md5sums",
+                b"0123  usr/lib/x86_64-linux-gnu/libssl.so.3\n4567  usr/share/doc/libssl3/copyright\n",
+            ),
+            ("file", "/usr/lib/x86_64-linux-gnu/libssl.so.3", 700_000),
+            ("file", "/usr/share/doc/libssl3/copyright", 1_000),
+        ]
+    )
     path = tmp_path / "distroless.tar"
     path.write_bytes(image_of([layer]))
     assert main(["inspect", str(path), "--format", "json", "-q"]) == 0
     out = json.loads(capsys.readouterr().out)
     debs = _packages(out, "deb")
     assert {n: (p["version"], p["size"]) for n, p in debs.items()} == {"libssl3": ("3.0.11-1", 701_000)}
-    assert out["python"] == {"version": None, "bytecode_coverage": None, "source_files": 0,
-                             "missing_bytecode_files": 0}
+    assert out["python"] == {"version": None, "bytecode_coverage": None, "source_files": 0, "missing_bytecode_files": 0}

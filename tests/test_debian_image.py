@@ -83,8 +83,12 @@ def _base(engine: Any, tmp: Path) -> None:
     if not shutil.which("debootstrap"):
         skip_or_fail("debootstrap is not installed")
     root = tmp / "rootfs"
-    subprocess.run(["debootstrap", "--variant=minbase", "--include=python3", "bookworm", str(root), MIRROR],
-                   check=True, capture_output=True, timeout=900)
+    subprocess.run(
+        ["debootstrap", "--variant=minbase", "--include=python3", "bookworm", str(root), MIRROR],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
     tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
     assert tar.stdout is not None
     engine.api.import_image_from_data(tar.stdout.read(), repository=BASE.split(":")[0], tag=BASE.split(":")[1])
@@ -97,8 +101,22 @@ def built(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     _base(engine, tmp)
     context = tmp / "ctx"
     (context / "wheels").mkdir(parents=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d",
-                    str(context / "wheels"), *WHEELS], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            str(context / "wheels"),
+            *WHEELS,
+        ],
+        check=True,
+        capture_output=True,
+    )
     (context / "app").mkdir()
     (context / "app" / "main.py").write_text("import six, idna\nprint(six.__version__, idna.__version__)\n")
     (context / "app" / "data.bin").write_bytes(b"\0" * 4096)
@@ -137,10 +155,17 @@ def test_deb_packages_match_dpkg_query(report: dict[str, Any], truth: dict[str, 
 
 
 def test_python_distributions_match_importlib(report: dict[str, Any], truth: dict[str, Any]) -> None:
-    on_sys_path = ("/usr/lib/python3/dist-packages/", "/usr/local/lib/python3.11/dist-packages/", "/usr/lib/python3.11/")
+    on_sys_path = (
+        "/usr/lib/python3/dist-packages/",
+        "/usr/local/lib/python3.11/dist-packages/",
+        "/usr/lib/python3.11/",
+    )
     ours = sorted(
-        {(p["name"], p["version"]) for p in report["packages"]
-         if p["type"] == "python" and p["location"].startswith(on_sys_path)}
+        {
+            (p["name"], p["version"])
+            for p in report["packages"]
+            if p["type"] == "python" and p["location"].startswith(on_sys_path)
+        }
     )
     assert ours == sorted(tuple(d) for d in truth["dists"])
 

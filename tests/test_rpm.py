@@ -51,8 +51,9 @@ def rpm_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, (version, release, files) in PACKAGES.items():
         spec = work / f"{name}.spec"
         spec.write_text(_spec(name, version, release, files))
-        subprocess.run(["rpmbuild", "-bb", "--define", f"_topdir {work}/top", str(spec)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["rpmbuild", "-bb", "--define", f"_topdir {work}/top", str(spec)], check=True, capture_output=True
+        )
     root = work / "root"
     root.mkdir()
     rpms = sorted(str(p) for p in (work / "top" / "RPMS").rglob("*.rpm"))
@@ -112,8 +113,20 @@ def test_berkeley_db_database(rpm_root: Path, tmp_path: Path, page_size: int) ->
     records = [(0, struct.pack("<I", len(blobs) + 1)), *blobs]
     text = "".join(f"{_escape(struct.pack('<I', key))}\n{_escape(value)}\n" for key, value in records)
     (tmp_path / "dump.txt").write_text(text)
-    subprocess.run(["db5.3_load", "-T", "-t", "hash", "-c", f"db_pagesize={page_size}", "-f",
-                    str(tmp_path / "dump.txt"), str(tmp_path / "Packages")], check=True)
+    subprocess.run(
+        [
+            "db5.3_load",
+            "-T",
+            "-t",
+            "hash",
+            "-c",
+            f"db_pagesize={page_size}",
+            "-f",
+            str(tmp_path / "dump.txt"),
+            str(tmp_path / "Packages"),
+        ],
+        check=True,
+    )
     ours = _ours((tmp_path / "Packages").read_bytes())
     assert set(ours) == set(PACKAGES)
     _check_against_rpm(ours, tmp_path, "--define", "_db_backend bdb_ro")

@@ -103,7 +103,9 @@ def _cache_root(path: str) -> str:
     for marker in (".cache", "apt", "dnf", "yum", "apk", ".npm", "zypp"):
         if marker in parts:
             index = parts.index(marker)
-            return "/".join(parts[: index + 2 if marker == ".cache" else index + 1])
+            # one level deeper when that level is a folder: /root/.cache/pip, /var/lib/apt/lists
+            depth = index + 2 if len(parts) > index + 2 else index + 1
+            return "/".join(parts[:depth])
     return posixpath.dirname(path)
 
 

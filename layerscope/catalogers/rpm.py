@@ -27,8 +27,9 @@ class RpmCataloger:
                     warnings.append(f"{path}: {exc}")
                     continue
                 if name == "rpmdb.sqlite" and files.read(directory + _WAL):
-                    warnings.append(f"{path}: its write-ahead log was not checkpointed; packages installed "
-                                    "last may be missing")
+                    warnings.append(
+                        f"{path}: its write-ahead log was not checkpointed; packages installed last may be missing"
+                    )
                 return [
                     Package(
                         type="rpm",

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from layerscope.render.options import RenderOptions
 
-def render(report: BaseModel) -> str:
+
+def render(report: BaseModel, options: RenderOptions | None = None) -> str:
     return report.model_dump_json(indent=2) + "\n"
