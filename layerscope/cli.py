@@ -10,9 +10,13 @@ import traceback
 from collections.abc import Sequence
 from enum import IntEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from layerscope import __version__
 from layerscope.errors import LayerscopeError, UsageError
+
+if TYPE_CHECKING:
+    from layerscope.model import ImageReport
 
 
 class Exit(IntEnum):
@@ -27,38 +31,60 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from layerscope.render import RENDERERS
+    from layerscope.render import DIFF_RENDERERS, RENDERERS
 
     parser = _Parser(prog="layerscope", description="What is inside a container image, and why it is big.")
     parser.add_argument("--version", action="version", version=f"layerscope {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    inspect = commands.add_parser("inspect", help="report the layers, sizes and waste of one image")
-    inspect.add_argument(
-        "reference",
-        help="docker-archive:PATH, oci:DIR[:TAG], oci-archive:PATH[:TAG], "
-        "docker://NAME[:TAG], a path, or NAME[:TAG] in the local engine",
-    )
+    inspect = commands.add_parser("inspect", help="report the layers, sizes, packages and waste of one image")
+    inspect.add_argument("reference", help=_REFERENCE_HELP)
     inspect.add_argument("--format", default="table", help=f"output format: {', '.join(RENDERERS)}")
-    inspect.add_argument("-o", "--output", type=Path, help="write the report to FILE instead of stdout")
     inspect.add_argument("--image", help="repo:tag to pick in a multi-image docker archive")
-    inspect.add_argument("--platform", help="os/arch[/variant] to pick in an OCI index (default: the host's)")
     inspect.add_argument("--top", type=int, default=20, help="how many of the largest files to list")
-    inspect.add_argument("--packages", default="10", help="how many packages the table lists, or 'all'")
-    for sub in (inspect,):
+    diff = commands.add_parser("diff", help="compare two images: how much smaller, where the bytes went")
+    diff.add_argument("old", help="the image before: " + _REFERENCE_HELP)
+    diff.add_argument("new", help="the image after, in any form OLD accepts")
+    diff.add_argument("--format", default="table", help=f"output format: {', '.join(DIFF_RENDERERS)}")
+    diff.add_argument(
+        "--expect-reduction",
+        metavar="AMOUNT",
+        help="exit 1 unless total size shrinks by at least AMOUNT (30%%, 200MB, 150MiB)",
+    )
+    diff.add_argument("--old-image", help="repo:tag to pick in a multi-image archive given as OLD")
+    diff.add_argument("--new-image", help="repo:tag to pick in a multi-image archive given as NEW")
+    for sub in (inspect, diff):
+        sub.add_argument("-o", "--output", type=Path, help="write the report to FILE instead of stdout")
+        sub.add_argument("--platform", help="os/arch[/variant] to pick in an OCI index (default: the host's)")
+        sub.add_argument("--packages", default="10", help="how many packages the table lists, or 'all'")
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
         sub.add_argument("--debug", action="store_true", help="show a traceback on errors")
     return parser
 
 
-def _progress(enabled: bool):  # type: ignore[no-untyped-def]
+_REFERENCE_HELP = (
+    "docker-archive:PATH, oci:DIR[:TAG], oci-archive:PATH[:TAG], docker://NAME[:TAG], a path, "
+    "or NAME[:TAG] in the local engine"
+)
+
+
+def _progress(enabled: bool, label: str = "reading layers"):  # type: ignore[no-untyped-def]
     if not enabled:
         return None
 
     def show(done: int, total: int) -> None:
         end = "\n" if done == total else ""
-        print(f"\rreading layers: {done}/{total}", end=end, file=sys.stderr, flush=True)
+        print(f"\r{label}: {done}/{total}", end=end, file=sys.stderr, flush=True)
 
     return show
+
+
+def _report(args: argparse.Namespace, reference: str, image: str | None, label: str) -> ImageReport:
+    from layerscope.analysis.inspect import build_report
+    from layerscope.sources import SourceOptions, open_image
+
+    progress = _progress(not args.quiet and sys.stderr.isatty(), label)
+    with open_image(reference, SourceOptions(image=image, platform=args.platform)) as opened:
+        return build_report(opened, progress=progress, top=getattr(args, "top", 20))
 
 
 def _write_output(text: str, target: Path | None) -> None:
@@ -88,18 +114,41 @@ def _package_limit(text: str) -> int | None:
 
 
 def _inspect(args: argparse.Namespace) -> Exit:
-    from layerscope.analysis.inspect import build_report
     from layerscope.render import RenderOptions, renderer
-    from layerscope.sources import SourceOptions, open_image
 
     render = renderer(args.format)
     if args.top < 0:
         raise UsageError("--top must be zero or more")
     options = RenderOptions(packages=_package_limit(args.packages))
-    progress = _progress(not args.quiet and sys.stderr.isatty())
-    with open_image(args.reference, SourceOptions(image=args.image, platform=args.platform)) as image:
-        report = build_report(image, progress=progress, top=args.top)
+    report = _report(args, args.reference, args.image, "reading layers")
     _write_output(render(report, options), args.output)
+    return Exit.OK
+
+
+def _diff(args: argparse.Namespace) -> Exit:
+    from layerscope.analysis.diff import build_diff
+    from layerscope.render import RenderOptions, diff_renderer
+    from layerscope.units import Threshold
+
+    render = diff_renderer(args.format)
+    options = RenderOptions(packages=_package_limit(args.packages))
+    expect = None
+    if args.expect_reduction is not None:
+        try:
+            expect = Threshold.parse(args.expect_reduction)
+        except ValueError as exc:
+            raise UsageError(f"--expect-reduction: {exc}") from None
+    old = _report(args, args.old, args.old_image, "reading old image")
+    new = _report(args, args.new, args.new_image, "reading new image")
+    report = build_diff(old, new, expect)
+    _write_output(render(report, options), args.output)
+    if report.expectation is not None and not report.expectation.met:
+        print(
+            f"layerscope: the reduction in total size is {report.reduction.percent:.1f}% "
+            f"({report.reduction.bytes:,} bytes), less than the expected {report.expectation.expected}",
+            file=sys.stderr,
+        )
+        return Exit.GATE_FAILED
     return Exit.OK
 
 
@@ -108,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = _parser().parse_args(argv)
-        return int({"inspect": _inspect}[args.command](args))
+        return int({"inspect": _inspect, "diff": _diff}[args.command](args))
     except LayerscopeError as exc:
         if debug:
             traceback.print_exc()

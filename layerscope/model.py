@@ -41,6 +41,7 @@ class PackageReport(_Frozen):
     files: int = Field(description="Regular files it owns that are present in the final filesystem")
     claimed_size: int | None = Field(default=None, description="Installed size its database states")
     location: str = Field(default="", description="Database or dist-info folder it was read from")
+    categories: dict[str, int] = Field(default_factory=dict, description="Its bytes per category")
 
 
 class CategoryReport(_Frozen):
@@ -91,3 +92,108 @@ class ImageReport(_Frozen):
     findings: list[Finding] = Field(default_factory=list)
     python: PythonReport = PythonReport(version=None, bytecode_coverage=None)
     warnings: list[str] = Field(default_factory=list, description="Problems that did not stop the analysis")
+
+
+class ImageSide(_Frozen):
+    reference: str
+    total_size: int
+    squashed_size: int
+    compressed_size: int | None
+    files: int
+    layers: int
+
+
+class SizeChange(_Frozen):
+    metric: str = Field(description="total_size, squashed_size or compressed_size")
+    old: int
+    new: int
+    delta: int = Field(description="new - old")
+    percent: float = Field(description="Reduction in percent of old (0-100; negative when it grew)")
+
+
+class Reduction(_Frozen):
+    metric: str = Field(description="The headline figure the reduction is measured on")
+    bytes: int = Field(description="old - new")
+    percent: float = Field(description="(old - new) / old * 100")
+
+
+class CategoryChange(_Frozen):
+    name: str
+    old: int
+    new: int
+    delta: int
+    old_share: float
+    new_share: float
+
+
+class PackageChange(_Frozen):
+    type: str
+    name: str
+    old_version: str | None = None
+    new_version: str | None = None
+    old_size: int = 0
+    new_size: int = 0
+    toolchain: bool = Field(default=False, description="Owns build-toolchain bytes (in whichever image has it)")
+
+
+class PackageDiff(_Frozen):
+    removed: list[PackageChange] = Field(default_factory=list)
+    added: list[PackageChange] = Field(default_factory=list)
+    changed: list[PackageChange] = Field(default_factory=list, description="Version or size changed")
+
+
+class LayerSide(_Frozen):
+    index: int
+    diff_id: str
+    size: int
+    created_by: str | None
+    shared: bool = Field(description="The other image has a layer with the same diff_id")
+
+
+class FindingChange(_Frozen):
+    id: str
+    severity: str
+    old_bytes: int | None = None
+    new_bytes: int | None = None
+    message: str = ""
+
+
+class FindingDiff(_Frozen):
+    resolved: list[FindingChange] = Field(default_factory=list)
+    remaining: list[FindingChange] = Field(default_factory=list)
+    introduced: list[FindingChange] = Field(default_factory=list)
+
+
+class ToolchainVerdict(_Frozen):
+    clean: bool = Field(description="No build-toolchain bytes left in the new image")
+    bytes: int
+    remaining: list[str] = Field(default_factory=list, description="What is left, as 'name size'")
+
+
+class PythonChange(_Frozen):
+    old_version: str | None
+    new_version: str | None
+    old_coverage: float | None
+    new_coverage: float | None
+
+
+class Expectation(_Frozen):
+    expected: str = Field(description="As given: a percentage or a size")
+    met: bool
+
+
+class DiffReport(_Frozen):
+    schema_version: int = SCHEMA_VERSION
+    old: ImageSide
+    new: ImageSide
+    reduction: Reduction
+    sizes: list[SizeChange]
+    categories: list[CategoryChange]
+    packages: PackageDiff
+    layers_old: list[LayerSide]
+    layers_new: list[LayerSide]
+    shared_bytes: int = Field(description="Bytes of the new image's layers the old image already has")
+    findings: FindingDiff
+    toolchain: ToolchainVerdict
+    python: PythonChange
+    expectation: Expectation | None = None

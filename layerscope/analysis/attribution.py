@@ -59,6 +59,13 @@ class Attribution:
     files: dict[str, tuple[FileFacts, Rule]]  # canonical path -> facts, rule that placed it
     warnings: list[str]
 
+    def package_categories(self, owned: Owned) -> dict[str, int]:
+        totals: dict[str, int] = defaultdict(int)
+        for path in owned.paths:
+            facts, rule = self.files[path]
+            totals[rule.category] += facts.size
+        return dict(sorted(totals.items()))
+
     def category_totals(self) -> list[tuple[str, int, int, dict[str, int]]]:
         sizes: dict[str, int] = dict.fromkeys(CATEGORIES, 0)
         counts: dict[str, int] = dict.fromkeys(CATEGORIES, 0)

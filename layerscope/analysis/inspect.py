@@ -105,6 +105,7 @@ def _packages(attribution: Attribution) -> list[PackageReport]:
             files=len(o.paths),
             claimed_size=o.package.claimed_size,
             location=o.package.location,
+            categories=attribution.package_categories(o),
         )
         for o in attribution.packages
     ]

@@ -3,24 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 from layerscope.errors import UsageError
 
-__all__ = ["RENDERERS", "RenderOptions", "renderer"]
-from layerscope.model import ImageReport
-from layerscope.render import json_out, table
+__all__ = ["DIFF_RENDERERS", "RENDERERS", "RenderOptions", "diff_renderer", "renderer"]
+
+T = TypeVar("T")
+from layerscope.model import DiffReport, ImageReport
+from layerscope.render import diff_text, json_out, table
 from layerscope.render.options import RenderOptions
 
 Renderer = Callable[[ImageReport, RenderOptions], str]
+DiffRenderer = Callable[[DiffReport, RenderOptions], str]
 
 RENDERERS: dict[str, Renderer] = {
     "table": table.render,
     "json": json_out.render,
 }
 
+DIFF_RENDERERS: dict[str, DiffRenderer] = {
+    "table": diff_text.render_table,
+    "json": json_out.render,
+    "markdown": diff_text.render_markdown,
+}
+
 
 def renderer(name: str) -> Renderer:
+    return _lookup(RENDERERS, name)
+
+
+def diff_renderer(name: str) -> DiffRenderer:
+    return _lookup(DIFF_RENDERERS, name)
+
+
+def _lookup(registry: dict[str, T], name: str) -> T:
     try:
-        return RENDERERS[name]
+        return registry[name]
     except KeyError:
-        raise UsageError(f"unknown format {name!r}; choose one of: {', '.join(RENDERERS)}") from None
+        raise UsageError(f"unknown format {name!r}; choose one of: {', '.join(registry)}") from None

@@ -1,0 +1,175 @@
+"""The content of a diff rendering, independent of its markup: the table and markdown renderers
+format the same sections, so they can never disagree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from layerscope.model import DiffReport, PackageChange
+from layerscope.units import UNITS_NOTE, percent, size
+
+_TYPES = ("deb", "rpm", "apk", "python")
+_LIMIT = 15
+_COMMAND_WIDTH = 56
+
+
+@dataclass
+class Section:
+    title: str
+    headers: list[str] = field(default_factory=list)
+    rows: list[tuple[str, ...]] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)  # prose before the table
+
+
+def signed(n: int) -> str:
+    return ("+" if n > 0 else "-" if n < 0 else "±") + size(abs(n))
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else percent(value)
+
+
+def headline(report: DiffReport) -> list[str]:
+    r = report.reduction
+    verb = "smaller" if r.bytes >= 0 else "larger"
+    lines = [
+        f"{report.old.reference} -> {report.new.reference}",
+        f"{size(report.old.total_size)} -> {size(report.new.total_size)}: {size(abs(r.bytes))} "
+        f"({abs(r.percent):.1f}%) {verb}",
+        "Headline: total size (all layers, uncompressed): the bytes stored and pulled, including copies later "
+        "layers delete, which a multi-stage build removes and the squashed size would hide.",
+        toolchain_line(report),
+    ]
+    if report.expectation:
+        outcome = "met" if report.expectation.met else "NOT met"
+        lines.append(f"Expected reduction {report.expectation.expected}: {outcome}")
+    return lines
+
+
+def toolchain_line(report: DiffReport) -> str:
+    if report.toolchain.clean:
+        return "Build tools: none left"
+    return f"Build tools: {size(report.toolchain.bytes)} left: " + ", ".join(report.toolchain.remaining[:8])
+
+
+def sizes(report: DiffReport) -> Section:
+    rows = [
+        (s.metric.replace("_", " "), size(s.old), size(s.new), signed(s.delta), f"{s.percent:.1f}%")
+        for s in report.sizes
+    ]
+    return Section("Sizes", ["", "old", "new", "change", "reduction"], rows)
+
+
+def categories(report: DiffReport) -> Section:
+    rows = [
+        (c.name, size(c.old), size(c.new), signed(c.delta), percent(c.old_share), percent(c.new_share))
+        for c in report.categories
+        if c.old or c.new
+    ]
+    return Section(
+        "Where the bytes went (final filesystem, by category)",
+        ["category", "old", "new", "change", "old share", "new share"],
+        rows,
+    )
+
+
+def _version(change: PackageChange) -> str:
+    if change.old_version and change.new_version and change.old_version != change.new_version:
+        return f"{change.old_version} -> {change.new_version}"
+    return change.new_version or change.old_version or ""
+
+
+def _package_rows(changes: list[PackageChange], how: str) -> list[tuple[str, ...]]:
+    rows = []
+    for c in changes[:_LIMIT]:
+        rows.append(
+            (
+                how,
+                c.type,
+                c.name,
+                _version(c),
+                size(c.old_size) if c.old_size or how != "added" else "",
+                size(c.new_size) if c.new_size or how != "removed" else "",
+                signed(c.new_size - c.old_size),
+            )
+        )
+    if len(changes) > _LIMIT:
+        rest = changes[_LIMIT:]
+        delta = sum(c.new_size - c.old_size for c in rest)
+        rows.append((how, "", f"… {len(rest)} more", "", "", "", signed(delta)))
+    return rows
+
+
+def packages(report: DiffReport) -> list[Section]:
+    p = report.packages
+    counts = []
+    for kind in _TYPES:
+        n = [sum(1 for c in group if c.type == kind) for group in (p.removed, p.added, p.changed)]
+        if any(n):
+            counts.append(f"{kind}: {n[0]} removed, {n[1]} added, {n[2]} changed")
+    tool = [c for c in p.removed if c.toolchain]
+    left = [c for c in (*p.added, *p.changed) if c.toolchain]
+    headers = ["", "type", "name", "version", "old", "new", "change"]
+    sections = [
+        Section(
+            "Build-toolchain packages",
+            headers,
+            _package_rows(tool, "removed") + _package_rows(left, "still there"),
+            ["none in either image"] if not (tool or left) else [],
+        )
+    ]
+    others = [
+        *_package_rows([c for c in p.removed if not c.toolchain], "removed"),
+        *_package_rows([c for c in p.added if not c.toolchain], "added"),
+        *_package_rows([c for c in p.changed if not c.toolchain], "changed"),
+    ]
+    sections.append(Section("Other packages", headers, others, ["; ".join(counts) or "no package changed"]))
+    return sections
+
+
+def _command(text: str | None) -> str:
+    if not text:
+        return "(unknown)"
+    text = " ".join(text.split()).removeprefix("/bin/sh -c ").removeprefix("#(nop) ")
+    return text if len(text) <= _COMMAND_WIDTH else text[: _COMMAND_WIDTH - 1] + "…"
+
+
+def layers(report: DiffReport) -> Section:
+    rows = [
+        ("old", str(x.index), size(x.size), "shared" if x.shared else "", _command(x.created_by))
+        for x in report.layers_old
+    ]
+    rows += [
+        ("new", str(x.index), size(x.size), "shared" if x.shared else "", _command(x.created_by))
+        for x in report.layers_new
+    ]
+    note = (
+        f"{size(report.shared_bytes)} of the new image's layers are shared with the old one (same diff_id) "
+        "and cost nothing to pull again."
+    )
+    return Section("Layers", ["image", "#", "size", "", "created by"], rows, [note])
+
+
+def findings(report: DiffReport) -> Section:
+    f = report.findings
+    rows = [("resolved", x.id, size(x.old_bytes or 0), "") for x in f.resolved]
+    rows += [("still present", x.id, size(x.old_bytes or 0), size(x.new_bytes or 0)) for x in f.remaining]
+    rows += [("new", x.id, "", size(x.new_bytes or 0)) for x in f.introduced]
+    return Section("Findings", ["", "id", "old bytes", "new bytes"], rows, [] if rows else ["none in either image"])
+
+
+def python(report: DiffReport) -> list[str]:
+    py = report.python
+    if py.old_version is None and py.new_version is None:
+        return ["Python: none in either image"]
+    return [
+        f"Python {py.old_version or '-'} -> {py.new_version or '-'}: bytecode coverage "
+        f"{_pct(py.old_coverage)} -> {_pct(py.new_coverage)}"
+    ]
+
+
+def all_sections(report: DiffReport) -> list[Section]:
+    return [sizes(report), categories(report), *packages(report), layers(report), findings(report)]
+
+
+NOTE = UNITS_NOTE
