@@ -6,14 +6,13 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from layerscope.errors import UsageError
-
-__all__ = ["DIFF_RENDERERS", "RENDERERS", "RenderOptions", "diff_renderer", "renderer"]
-
-T = TypeVar("T")
 from layerscope.model import DiffReport, ImageReport
 from layerscope.render import diff_text, json_out, table
 from layerscope.render.options import RenderOptions
 
+__all__ = ["DIFF_RENDERERS", "RENDERERS", "RenderOptions", "diff_renderer", "renderer"]
+
+T = TypeVar("T")
 Renderer = Callable[[ImageReport, RenderOptions], str]
 DiffRenderer = Callable[[DiffReport, RenderOptions], str]
 

@@ -3,6 +3,7 @@ format the same sections, so they can never disagree."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from layerscope.model import DiffReport, PackageChange
@@ -17,7 +18,7 @@ _COMMAND_WIDTH = 56
 class Section:
     title: str
     headers: list[str] = field(default_factory=list)
-    rows: list[tuple[str, ...]] = field(default_factory=list)
+    rows: Sequence[tuple[str, ...]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)  # prose before the table
 
 
@@ -80,7 +81,7 @@ def _version(change: PackageChange) -> str:
 
 
 def _package_rows(changes: list[PackageChange], how: str) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for c in changes[:_LIMIT]:
         rows.append(
             (
@@ -152,7 +153,7 @@ def layers(report: DiffReport) -> Section:
 
 def findings(report: DiffReport) -> Section:
     f = report.findings
-    rows = [("resolved", x.id, size(x.old_bytes or 0), "") for x in f.resolved]
+    rows: list[tuple[str, ...]] = [("resolved", x.id, size(x.old_bytes or 0), "") for x in f.resolved]
     rows += [("still present", x.id, size(x.old_bytes or 0), size(x.new_bytes or 0)) for x in f.remaining]
     rows += [("new", x.id, "", size(x.new_bytes or 0)) for x in f.introduced]
     return Section("Findings", ["", "id", "old bytes", "new bytes"], rows, [] if rows else ["none in either image"])

@@ -1,0 +1,132 @@
+"""`layerscope diff` on the committed before/after pair: exact deltas computed from the pair's own
+plan (make_pair.py), the --expect-reduction boundary, and golden renderings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import make_pair as mp
+import pytest
+
+from layerscope.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden"
+OLD, NEW = "oci-archive:sample_images/before.tar", "oci-archive:sample_images/after.tar"
+
+
+def _size(payload: bytes | int | str) -> int:
+    return len(payload) if isinstance(payload, bytes) else payload if isinstance(payload, int) else 0
+
+
+def _layer_sizes(layers: list[tuple[str, list[mp.Entry]]]) -> list[int]:
+    return [sum(_size(p) for kind, _, p in entries if kind == "file") for _, entries in layers]
+
+
+def _deb_size(name: str) -> int:
+    files = {item[0]: item[1] for item in mp.META["debs"][name]["files"] if item[1] >= 0}
+    return sum(files.values())
+
+
+@pytest.fixture
+def in_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["diff", *args, "-q"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def diff(in_root: None, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    code, out, err = run(capsys, OLD, NEW, "--format", "json")
+    assert code == 0, err
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def test_sizes_and_reduction(diff: dict[str, Any]) -> None:
+    old, new = sum(_layer_sizes(mp.BEFORE)), sum(_layer_sizes(mp.AFTER))
+    assert (diff["old"]["total_size"], diff["new"]["total_size"]) == (old, new)
+    assert diff["reduction"] == {
+        "metric": "total_size",
+        "bytes": old - new,
+        "percent": pytest.approx((old - new) / old * 100),
+    }
+    removed_wheels = sum(mp.WHEELS.values())
+    assert diff["old"]["squashed_size"] == old - removed_wheels - len(mp._status(mp.BASE_DEBS))
+    shared = _layer_sizes(mp.BEFORE)[0]
+    assert diff["shared_bytes"] == shared
+    assert [layer["shared"] for layer in diff["layers_new"]] == [True, False, False, False]
+    compressed = {s["metric"]: s for s in diff["sizes"]}["compressed_size"]
+    assert compressed["old"] < compressed["new"] * 10  # zeros compress; present because both know it
+
+
+def test_toolchain_and_caches_are_gone(diff: dict[str, Any]) -> None:
+    tool = {c["name"]: c for c in diff["packages"]["removed"] if c["toolchain"]}
+    assert set(tool) == set(mp.TOOL_DEBS)
+    for name in mp.TOOL_DEBS:
+        assert tool[name]["old_size"] == _deb_size(name), name
+    assert diff["toolchain"] == {"clean": True, "bytes": 0, "remaining": []}
+    categories = {c["name"]: c for c in diff["categories"]}
+    toolchain_files = {item[0]: item[1] for n in mp.TOOL_DEBS for item in mp.META["debs"][n]["files"] if item[1] >= 0}
+    assert categories["build-toolchain"]["old"] == sum(toolchain_files.values())
+    assert categories["build-toolchain"]["delta"] == -sum(toolchain_files.values())
+    assert categories["caches"]["old"] == sum(mp.APT_LISTS.values()) + sum(mp.PIP_CACHE.values())
+    assert categories["caches"]["new"] == 0
+    assert diff["categories"][0]["name"] == "build-toolchain"  # sorted by the size of the change
+
+
+def test_packages_and_findings(diff: dict[str, Any]) -> None:
+    assert diff["packages"]["added"] == []
+    assert {(c["type"], c["name"]) for c in diff["packages"]["removed"]} == {("deb", n) for n in mp.TOOL_DEBS}
+    changed = {c["name"]: c for c in diff["packages"]["changed"]}
+    assert set(changed) == {"six", "idna"}  # same versions, moved to /var/task/python; RECORD lost its pyc rows
+    for name, dist in (("six", "six-1.17.0.dist-info"), ("idna", "idna-3.20.dist-info")):
+        pyc_rows = "".join(f"{rel},,\n" for rel, _ in mp.META["dists"][dist]["pycs"])
+        assert changed[name]["old_size"] - changed[name]["new_size"] == len(pyc_rows.encode())
+        assert changed[name]["old_version"] == changed[name]["new_version"]
+    f = diff["findings"]
+    assert {x["id"] for x in f["resolved"]} == {"build-tools-present", "package-cache-present"}
+    assert f["introduced"] == []
+    assert diff["python"]["old_version"] == diff["python"]["new_version"] == "3.11"
+    assert diff["python"]["new_coverage"] > diff["python"]["old_coverage"]
+
+
+def test_expect_reduction_boundary(in_root: None, capsys: pytest.CaptureFixture[str]) -> None:
+    old, new = sum(_layer_sizes(mp.BEFORE)), sum(_layer_sizes(mp.AFTER))
+    saved = old - new
+    assert run(capsys, OLD, NEW, "--expect-reduction", f"{saved}B")[0] == 0  # exactly met: inclusive
+    code, _, err = run(capsys, OLD, NEW, "--expect-reduction", f"{saved + 1}B")
+    assert code == 1 and "less than the expected" in err
+    micro = saved * 100 * 10**6 // old  # the reduction in millionths of a percent, rounded down
+    at = f"{micro // 10**6}.{micro % 10**6:06d}%"
+    above = f"{(micro + 1) // 10**6}.{(micro + 1) % 10**6:06d}%"
+    assert run(capsys, OLD, NEW, "--expect-reduction", at)[0] == 0
+    assert run(capsys, OLD, NEW, "--expect-reduction", above)[0] == 1
+    assert run(capsys, NEW, OLD, "--expect-reduction", "0%")[0] == 1  # growth never meets a reduction
+    code, _, err = run(capsys, OLD, NEW, "--expect-reduction", "lots")
+    assert code == 2 and "--expect-reduction" in err
+
+
+@pytest.mark.parametrize(("fmt", "suffix"), [("table", "txt"), ("json", "json"), ("markdown", "md")])
+def test_golden_renderings(in_root: None, capsys: pytest.CaptureFixture[str], fmt: str, suffix: str) -> None:
+    code, out, err = run(capsys, OLD, NEW, "--format", fmt, "--expect-reduction", "30%")
+    assert code == 0, err
+    golden = GOLDEN / f"diff.{suffix}"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        golden.write_text(out)
+    assert out == golden.read_text()
+
+
+def test_committed_pair_is_reproducible(tmp_path: Path) -> None:
+    mp.main(tmp_path)
+    for name in ("before.tar", "after.tar"):
+        fresh = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+        assert fresh == hashlib.sha256((ROOT / "sample_images" / name).read_bytes()).hexdigest(), name
+        assert (ROOT / "sample_images" / name).stat().st_size < 5_000_000
