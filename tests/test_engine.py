@@ -139,3 +139,34 @@ def test_dive_agrees_on_the_engine_image(
     assert ours["efficiency"] == pytest.approx(theirs["image"]["efficiencyScore"], abs=1e-12)
     assert ours["wasted_bytes"] == theirs["image"]["inefficientBytes"]
     assert [layer["size"] for layer in ours["layers"]] == [layer["sizeBytes"] for layer in theirs["layer"]]
+
+
+SLIM = "layerscope-test/story:slim"
+SLIM_DOCKERFILE = f"""
+FROM {BASE}
+RUN echo -n '{KEEP.strip()}' > /keep.txt && echo >> /keep.txt
+"""
+
+
+def test_diff_engine_image_against_archive(
+    engine: Any, built: dict[str, str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Mixed sources: the old image from the engine, the new one from its `docker save` archive."""
+    (tmp_path / "Dockerfile").write_text(SLIM_DOCKERFILE)
+    engine.images.build(path=str(tmp_path), tag=SLIM, rm=True)
+    archive = tmp_path / "slim.tar"
+    with open(archive, "wb") as out:
+        for chunk in engine.images.get(SLIM).save(named=True):
+            out.write(chunk)
+    code = main(["diff", IMAGE, str(archive), "--format", "json", "-q", "--expect-reduction", f"{BIG + SMALL}B"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    got = json.loads(out)
+    busybox = BUSYBOX.stat().st_size
+    assert got["old"]["total_size"] == busybox + BIG + SMALL + len(KEEP)
+    assert got["new"]["total_size"] == busybox + len(KEEP)
+    assert got["reduction"]["bytes"] == BIG + SMALL
+    assert got["shared_bytes"] == busybox  # the imported base layer is the same in both
+    assert [layer["shared"] for layer in got["layers_old"]] == [True, False, False, False]
+    assert {f["id"] for f in got["findings"]["resolved"]} == {"deleted-in-later-layer"}
+    assert main(["diff", IMAGE, str(archive), "-q", "--expect-reduction", f"{BIG + SMALL + 1}B"]) == 1
