@@ -4,6 +4,7 @@ that matches it. The rules are data (DEFAULT_RULES); each file remembers which r
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import translate
 
@@ -55,42 +56,84 @@ class Rule:
     owner_types: frozenset[str] = frozenset()
     owned: bool | None = None
     outside: tuple[str, ...] = ()  # path prefixes the file must not lie under
-    _owner_re: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
-    _exclude_re: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
-    _basename_re: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _checks: tuple[Check, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_owner_re", _globs(self.owner_globs))
-        object.__setattr__(self, "_exclude_re", _globs(self.owner_excludes))
-        object.__setattr__(self, "_basename_re", re.compile(self.basename) if self.basename else None)
+        # Only the criteria given become checks: classification runs once per file of the image.
+        checks: list[Check] = []
+        if self.prefixes:
+            checks.append(_starts(self.prefixes))
+        if self.suffixes:
+            checks.append(_ends(self.suffixes))
+        if self.contains:
+            checks.append(_contains(self.contains))
+        if self.outside:
+            checks.append(_negate(_starts(self.outside)))
+        if self.owned is not None:
+            checks.append(_owned(self.owned))
+        if self.basename:
+            checks.append(_named(re.compile(self.basename)))
+        if self.owner_types:
+            checks.append(_owner_type(self.owner_types))
+        owner_re = _globs(self.owner_globs)
+        if owner_re:
+            checks.append(_owner_name(owner_re, _globs(self.owner_excludes)))
+        object.__setattr__(self, "_checks", tuple(checks))
+        if len(checks) == 1:  # most rules test one thing: call it directly
+            object.__setattr__(self, "matches", checks[0])
 
     def matches(self, f: FileFacts) -> bool:
-        path = f.path
-        if self.prefixes and not path.startswith(self.prefixes):
-            return False
-        if self.suffixes and not path.endswith(self.suffixes):
-            return False
-        if self.contains and not any(c in path for c in self.contains):
-            return False
-        if self.outside and path.startswith(self.outside):
-            return False
-        if self.owned is not None and f.owned != self.owned:
-            return False
-        if self._basename_re and not self._basename_re.match(path.rpartition("/")[2]):
-            return False
-        if self.owner_types and not self._owner_type_matches(f):
-            return False
-        if self._owner_re:
-            name = f.os_owner.name if f.os_owner else None
-            if name is None or not self._owner_re.match(name):
-                return False
-            if self._exclude_re and self._exclude_re.match(name):
-                return False
-        return True
+        return all(check(f) for check in self._checks)
 
-    def _owner_type_matches(self, f: FileFacts) -> bool:
-        types = {o.type for o in (f.os_owner, f.py_owner) if o is not None}
-        return bool(types & self.owner_types)
+    @property
+    def folder_level(self) -> bool:
+        """Whether the verdict depends only on the folder, the extension and the owners: prefixes and
+        substrings that end with '/', single extensions, no file-name pattern."""
+        return (
+            all(p.endswith("/") for p in (*self.prefixes, *self.contains, *self.outside))
+            and all(s.startswith(".") and s.count(".") == 1 for s in self.suffixes)
+            and self.basename is None
+        )
+
+
+Check = Callable[[FileFacts], bool]
+
+
+def _starts(prefixes: tuple[str, ...]) -> Check:
+    return lambda f: f.path.startswith(prefixes)
+
+
+def _ends(suffixes: tuple[str, ...]) -> Check:
+    return lambda f: f.path.endswith(suffixes)
+
+
+def _contains(parts: tuple[str, ...]) -> Check:
+    search = re.compile("|".join(re.escape(p) for p in parts)).search
+    return lambda f: search(f.path) is not None
+
+
+def _negate(check: Check) -> Check:
+    return lambda f: not check(f)
+
+
+def _owned(want: bool) -> Check:
+    return lambda f: f.owned == want
+
+
+def _named(pattern: re.Pattern[str]) -> Check:
+    return lambda f: pattern.match(f.path.rpartition("/")[2]) is not None
+
+
+def _owner_type(types: frozenset[str]) -> Check:
+    return lambda f: any(o is not None and o.type in types for o in (f.os_owner, f.py_owner))
+
+
+def _owner_name(include: re.Pattern[str], exclude: re.Pattern[str] | None) -> Check:
+    def check(f: FileFacts) -> bool:
+        name = f.os_owner.name if f.os_owner else None
+        return name is not None and include.match(name) is not None and not (exclude and exclude.match(name))
+
+    return check
 
 
 _TOOLCHAIN_PACKAGES = (
@@ -137,7 +180,22 @@ _TOOLCHAIN_PACKAGES = (
     "kernel-headers",
     "annobin*",
 )
-_SYSTEM_DIRS = ("/bin/", "/sbin/", "/lib", "/usr/", "/etc/", "/var/", "/boot/", "/dev/", "/proc/", "/sys/", "/run/")
+_SYSTEM_DIRS = (
+    "/bin/",
+    "/sbin/",
+    "/lib/",
+    "/lib32/",
+    "/lib64/",
+    "/libx32/",
+    "/usr/",
+    "/etc/",
+    "/var/",
+    "/boot/",
+    "/dev/",
+    "/proc/",
+    "/sys/",
+    "/run/",
+)
 _TOOL_NAMES = (
     r"^(?:[\w.+]+-)?(?:gcc|g\+\+|c\+\+|cc|cpp|ld|ld\.bfd|ld\.gold|as|ar|ranlib|objdump|objcopy|readelf|make|"
     r"gmake|cmake|pkg-config|pkgconf|clang|clang\+\+|cc1|cc1plus|lto1|collect2|gfortran)(?:-\d+(?:\.\d+)*)?$"
@@ -213,3 +271,39 @@ def classify(facts: FileFacts, rules: tuple[Rule, ...] = DEFAULT_RULES) -> Rule:
         if rule.matches(facts):
             return rule
     raise AssertionError("the rule table must end with a catch-all rule")
+
+
+class Classifier:
+    """First-match classification, memoised: for most rules the verdict depends only on the file's
+    folder, extension and owner, which thousands of files share. Rules that look at more (a file
+    name, a prefix that ends mid-name) are checked per file, in their place in the order."""
+
+    def __init__(self, rules: tuple[Rule, ...] = DEFAULT_RULES) -> None:
+        self._rules = rules
+        self._folder_rules = [i for i, r in enumerate(rules) if r.folder_level]
+        self._file_rules = [i for i, r in enumerate(rules) if not r.folder_level]
+        self._first: dict[tuple[object, ...], int] = {}
+
+    def __call__(self, facts: FileFacts) -> Rule:
+        folder, _, name = facts.path.rpartition("/")
+        dot = name.rfind(".")
+        owner = facts.os_owner
+        key = (
+            folder,
+            name[dot:] if dot >= 0 else "",
+            owner.name if owner else None,
+            owner.type if owner else None,
+            facts.py_owner is not None,
+        )
+        first = self._first.get(key)
+        if first is None:
+            first = next((i for i in self._folder_rules if self._rules[i].matches(facts)), len(self._rules))
+            self._first[key] = first
+        for i in self._file_rules:
+            if i >= first:
+                break
+            if self._rules[i].matches(facts):
+                return self._rules[i]
+        if first == len(self._rules):
+            return classify(facts, self._rules)
+        return self._rules[first]

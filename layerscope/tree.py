@@ -66,6 +66,9 @@ class UnionTree:
     root: Node = field(default_factory=lambda: Node(Kind.DIR, 0, -1))
     removed: list[RemovedFile] = field(default_factory=list)
     changes: list[LayerChange] = field(default_factory=list)
+    _dirs: dict[str, Node] = field(default_factory=dict, repr=False)
+    # every path of the union so far, kept up to date as layers apply (cheaper than walking later)
+    paths: dict[str, Node] = field(default_factory=dict, repr=False)
 
     def apply(self, entries: list[TarEntry]) -> LayerChange:
         """Stack one more layer on top."""
@@ -155,9 +158,11 @@ class UnionTree:
         self._record_removal(path, victim, layer, change, how)
 
     def _record_removal(self, path: str, victim: Node, layer: int, change: LayerChange, how: str) -> None:
+        self._dirs.clear()
         stack = [(path, victim)]
         while stack:
             current, node = stack.pop()
+            self.paths.pop(current, None)
             if node.kind == Kind.FILE:
                 self.removed.append(RemovedFile(current, node.size, node.layer, layer, how))
                 if how == "deleted" and node.layer != layer:
@@ -167,7 +172,17 @@ class UnionTree:
 
     def _parent_dir(self, path: str, layer: int, change: LayerChange) -> Node:
         """The directory that will hold `path`, creating missing parents (a non-directory in the way
-        is replaced, as a tar extractor would)."""
+        is replaced, as a tar extractor would). Tar members come grouped by folder, so the last
+        folders are cached; any removal empties the cache."""
+        folder = path.rpartition("/")[0] or "/"
+        cached = self._dirs.get(folder)
+        if cached is not None:
+            return cached
+        node = self._walk_to_parent(path, layer, change)
+        self._dirs[folder] = node
+        return node
+
+    def _walk_to_parent(self, path: str, layer: int, change: LayerChange) -> Node:
         node = self.root
         walked = ""
         for part in _parts(path)[:-1]:
@@ -180,6 +195,7 @@ class UnionTree:
                     self._record_removal(walked, child, layer, change, "overwritten")
                 child = Node(Kind.DIR, 0, layer)
                 node.children[part] = child
+                self.paths[walked] = child
             node = child
         return node
 
@@ -194,7 +210,7 @@ class UnionTree:
         name = entry.path.rsplit("/", 1)[-1]
         old = parent.children.get(name)
         if old is None:
-            parent.children[name] = Node(entry.kind, entry.size, layer, entry.link)
+            parent.children[name] = self.paths[entry.path] = Node(entry.kind, entry.size, layer, entry.link)
             change.added_bytes += entry.size
             return
         change.modified_bytes += entry.size
@@ -210,7 +226,10 @@ class UnionTree:
                 self._record_removal(f"{entry.path}/{child_name}", child, layer, change, "overwritten")
         old.kind, old.size, old.link, old.layer = entry.kind, entry.size, entry.link, layer
         old.children = {} if entry.kind == Kind.DIR else None
+        self._dirs.clear()
 
 
 def _parts(path: str) -> list[str]:
+    if path.startswith("/") and "//" not in path and not path.endswith("/"):
+        return path[1:].split("/")  # a normalised absolute path: the common case
     return [p for p in path.split("/") if p]

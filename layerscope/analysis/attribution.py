@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from layerscope.archive.tarstream import Kind
 from layerscope.catalogers import CATALOGERS, Package
-from layerscope.classify import CATEGORIES, DEFAULT_RULES, FileFacts, Rule, classify
+from layerscope.classify import CATEGORIES, DEFAULT_RULES, Classifier, FileFacts, Rule
 from layerscope.tree import Node, UnionTree
 
 
@@ -24,9 +24,19 @@ class FinalFS:
     def __init__(self, tree: UnionTree, contents: list[dict[str, bytes]]) -> None:
         self.tree = tree
         self._contents = contents
+        # every path of the final filesystem, canonical (no symlink on the way): one walk, many lookups
+        self.index: dict[str, Node] = tree.paths
+        self.files = [(path, node) for path, node in self.index.items() if node.kind == Kind.FILE]
+
+    def lookup(self, path: str, follow_last: bool = False) -> tuple[str, Node] | None:
+        """`path` resolved to its canonical path and node, as UnionTree.resolve does, faster."""
+        node = self.index.get(path)
+        if node is not None and (node.kind != Kind.SYMLINK or not follow_last):
+            return path, node
+        return self.tree.resolve(path, follow_last=follow_last)
 
     def read(self, path: str) -> bytes | None:
-        found = self.tree.resolve(path, follow_last=True)
+        found = self.lookup(path, follow_last=True)
         if found is None or found[1].kind != Kind.FILE:
             return None
         canonical, node = found
@@ -40,10 +50,8 @@ class FinalFS:
                     seen.add(path)
                     yield path
 
-    def regular_files(self) -> Iterator[tuple[str, Node]]:
-        for path, node in self.tree.walk():
-            if node.kind == Kind.FILE:
-                yield path, node
+    def regular_files(self) -> list[tuple[str, Node]]:
+        return self.files
 
 
 @dataclass
@@ -74,7 +82,8 @@ class Attribution:
             sizes[rule.category] += facts.size
             counts[rule.category] += 1
             by_rule[rule.category][rule.name] += facts.size
-        return [(c, sizes[c], counts[c], dict(by_rule[c])) for c in CATEGORIES]
+        ordered = {c: dict(sorted(by_rule[c].items(), key=lambda kv: (-kv[1], kv[0]))) for c in CATEGORIES}
+        return [(c, sizes[c], counts[c], ordered[c]) for c in CATEGORIES]
 
 
 def attribute(fs: FinalFS, rules: tuple[Rule, ...] = DEFAULT_RULES) -> Attribution:
@@ -89,16 +98,17 @@ def attribute(fs: FinalFS, rules: tuple[Rule, ...] = DEFAULT_RULES) -> Attributi
             target.setdefault(path, entry.package)
     _claim_python_leftovers(fs, owned, py_owner)
     files: dict[str, tuple[FileFacts, Rule]] = {}
+    classify = Classifier(rules)
     for path, node in fs.regular_files():
         facts = FileFacts(path, node.size, os_owner.get(path), py_owner.get(path))
-        files[path] = (facts, classify(facts, rules))
+        files[path] = (facts, classify(facts))
     return Attribution(packages=owned, files=files, warnings=warnings)
 
 
 def _owned_files(fs: FinalFS, package: Package) -> Owned:
     owned = Owned(package)
     for listed in package.files:
-        found = fs.tree.resolve(listed)
+        found = fs.lookup(listed)
         if found is not None and found[1].kind == Kind.FILE and found[0] not in owned.paths:
             owned.paths.add(found[0])
             owned.size += found[1].size

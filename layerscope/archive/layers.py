@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from layerscope.archive.blobs import Compression, decompressed
 from layerscope.archive.tarstream import Kind, TarEntry, TarReader
 from layerscope.errors import ArchiveError
+from layerscope.parallel import Forked
 from layerscope.sources.base import LayerBlob
 
 MAX_CAPTURE = 256 << 20
@@ -49,21 +49,38 @@ def scan_layer(blob: LayerBlob, capture: Capture = _never) -> LayerScan:
     return LayerScan(entries=entries, compression=compression, stored_size=blob.stored_size, contents=contents)
 
 
-def scan_layers(
-    blobs: Sequence[LayerBlob],
-    on_done: Callable[[int], None] | None = None,
-    workers: int | None = None,
-    capture: Capture = _never,
-) -> Iterator[LayerScan]:
-    """Scans in image order. Decompressors release the GIL, so threads use every core."""
-    workers = workers or min(len(blobs), os.cpu_count() or 1) or 1
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="layer") as pool:
-        futures = [pool.submit(scan_layer, blob, capture) for blob in blobs]
+class LayerScanner:
+    """Scans layers in image order, `workers` at a time in forked processes (tar parsing is pure
+    Python: threads would share one core), so the caller can stack layer N while N+1 is read.
+    The first children start at construction, before the caller does anything else."""
+
+    def __init__(
+        self,
+        blobs: Sequence[LayerBlob],
+        capture: Capture = _never,
+        workers: int | None = None,
+    ) -> None:
+        self._blobs = list(blobs)
+        self._capture = capture
+        self._workers = workers or os.cpu_count() or 1
+        self._next = 0
+        self._running: dict[int, Forked[LayerScan]] = {}
+        self._fill()
+
+    def _fill(self) -> None:
+        while self._next < len(self._blobs) and len(self._running) < self._workers:
+            self._running[self._next] = Forked(scan_layer, self._blobs[self._next], self._capture)
+            self._next += 1
+
+    def __iter__(self) -> Iterator[LayerScan]:
         try:
-            for index, future in enumerate(futures):
-                yield future.result()
-                if on_done:
-                    on_done(index)
+            for index in range(len(self._blobs)):
+                self._fill()
+                yield self._running.pop(index).result()
         finally:
-            for future in futures:
-                future.cancel()
+            self.close()
+
+    def close(self) -> None:
+        for child in self._running.values():
+            child.cancel()
+        self._running.clear()

@@ -58,6 +58,8 @@ _HEADER_ONLY = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
 
 def normalize(name: str) -> str:
     """Map a tar member name to a normalised absolute POSIX path that cannot escape the root."""
+    if not name.startswith((".", "/")) and "/." not in name and "//" not in name:
+        return "/" + name.rstrip("/")  # the usual "usr/lib/x" or "usr/lib/": nothing to resolve
     path = posixpath.normpath("/" + name.lstrip("/"))
     # normpath keeps a leading '//' (POSIX allows it to mean something else); images never do.
     if path.startswith("//"):
@@ -79,9 +81,9 @@ def _number(field: bytes) -> int:
 
 
 def _checksum_ok(header: bytes) -> bool:
-    stored = _number(header[148:156])
-    unsigned = sum(header[:148]) + 256 + sum(header[156:])
-    return stored == unsigned
+    field = header[148:156]
+    # the checksum is computed with its own field read as eight spaces (8 * 32 = 256)
+    return _number(field) == sum(header) - sum(field) + 256
 
 
 def _cstr(field: bytes) -> str:
@@ -180,11 +182,9 @@ class TarReader:
                     global_pax.update(_parse_pax(data))
                 continue
             name = _cstr(header[0:100])
-            if header[257:262] == b"ustar":
-                prefix = _cstr(header[345:500])
-                if prefix:
-                    name = prefix + "/" + name
-            link = _cstr(header[157:257])
+            if header[345] and header[257:262] == b"ustar":
+                name = _cstr(header[345:500]) + "/" + name
+            link = _cstr(header[157:257]) if header[157] else ""
             merged = {**global_pax, **pax} if global_pax else pax
             name = long_name or merged.get("path", name)
             link = long_link or merged.get("linkpath", link)

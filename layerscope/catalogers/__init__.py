@@ -14,5 +14,12 @@ CATALOGERS: tuple[Cataloger, ...] = (DpkgCataloger(), RpmCataloger(), ApkCatalog
 __all__ = ["CATALOGERS", "Cataloger", "FileSource", "Package", "wanted"]
 
 
+_DATABASE_DIRS = ("/var/lib/dpkg/", "/var/lib/rpm/", "/usr/lib/sysimage/rpm/", "/lib/apk/db/")
+
+
 def wanted(path: str) -> bool:
+    """Called for every regular file of every layer: a cheap pre-filter first (python metadata lives
+    in *.dist-info / *.egg-info, OS databases under a few folders), then the catalogers' own tests."""
+    if "-info" not in path and not path.startswith(_DATABASE_DIRS):
+        return False
     return any(c.wants(path) for c in CATALOGERS)

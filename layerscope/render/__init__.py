@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from layerscope.errors import UsageError
 from layerscope.model import DiffReport, ImageReport
-from layerscope.render import diff_text, json_out, table
+from layerscope.render import diff_text, json_out, names, table
 from layerscope.render.options import RenderOptions
 
 __all__ = ["DIFF_RENDERERS", "RENDERERS", "RenderOptions", "diff_renderer", "renderer"]
@@ -16,6 +16,7 @@ T = TypeVar("T")
 Renderer = Callable[[ImageReport, RenderOptions], str]
 DiffRenderer = Callable[[DiffReport, RenderOptions], str]
 
+# The names live in render.names too, so the CLI can check --format before importing any renderer.
 RENDERERS: dict[str, Renderer] = {
     "table": table.render,
     "json": json_out.render,
@@ -41,3 +42,6 @@ def _lookup(registry: dict[str, T], name: str) -> T:
         return registry[name]
     except KeyError:
         raise UsageError(f"unknown format {name!r}; choose one of: {', '.join(registry)}") from None
+
+
+assert tuple(RENDERERS) == names.FORMATS and tuple(DIFF_RENDERERS) == names.DIFF_FORMATS

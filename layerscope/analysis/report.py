@@ -1,0 +1,126 @@
+"""Assemble the ImageReport: attribution, findings, and the figures of every layer."""
+
+from __future__ import annotations
+
+import heapq
+
+from layerscope.analysis.attribution import Attribution, FinalFS, attribute
+from layerscope.analysis.dive import DiveFigures
+from layerscope.analysis.findings import Context, evaluate_findings
+from layerscope.analysis.pythonenv import python_facts
+from layerscope.archive.blobs import Compression
+from layerscope.archive.layers import LayerScan
+from layerscope.archive.tarstream import Kind
+from layerscope.model import CategoryReport, ImageReport, LargeFile, LayerReport, PackageReport, PythonReport
+from layerscope.parallel import Forked
+from layerscope.sources.base import OpenedImage
+from layerscope.tree import LayerChange, UnionTree
+
+
+def image_report(
+    image: OpenedImage,
+    scans: list[LayerScan],
+    tree: UnionTree,
+    commands: list[str | None],
+    dive_job: Forked[DiveFigures],
+    top: int,
+) -> ImageReport:
+    fs = FinalFS(tree, [scan.contents for scan in scans])
+    attribution = attribute(fs)
+    python = python_facts(
+        tree,
+        {path: facts.size for path, (facts, _) in attribution.files.items()},
+        [path for path, node in fs.index.items() if node.kind in (Kind.FILE, Kind.SYMLINK)],
+    )
+    findings = evaluate_findings(Context(attribution, python, tree.removed, commands))
+    layers = [
+        _layer_report(i, image.layers[i].diff_id, scan, change, commands[i])
+        for i, (scan, change) in enumerate(zip(scans, tree.changes, strict=True))
+    ]
+    dive = dive_job.result()
+    squashed, files, largest = _final_filesystem(fs, top)
+    total_size = sum(layer.size for layer in layers)
+    compressed = [layer.compressed_size for layer in layers]
+    return ImageReport(
+        reference=image.reference,
+        os=image.config.get("os"),
+        architecture=image.config.get("architecture"),
+        layers=layers,
+        total_size=total_size,
+        squashed_size=squashed,
+        reclaimable_bytes=total_size - squashed,
+        compressed_size=sum(c for c in compressed if c is not None)
+        if compressed and all(c is not None for c in compressed)
+        else None,
+        files=files,
+        efficiency=dive.efficiency,
+        wasted_bytes=dive.wasted_bytes,
+        user_wasted_fraction=dive.user_wasted_fraction,
+        largest_files=largest,
+        packages=_packages(attribution),
+        categories=[
+            CategoryReport(name=name, size=size, files=count, rules=rules)
+            for name, size, count, rules in attribution.category_totals()
+        ],
+        findings=findings,
+        python=PythonReport(
+            version=python.version,
+            bytecode_coverage=python.coverage,
+            source_files=python.source_files,
+            missing_bytecode_files=len(python.missing),
+        ),
+        warnings=attribution.warnings,
+    )
+
+
+def _packages(attribution: Attribution) -> list[PackageReport]:
+    reports = [
+        PackageReport(
+            type=o.package.type,
+            name=o.package.name,
+            version=o.package.version,
+            arch=o.package.arch,
+            size=o.size,
+            files=len(o.paths),
+            claimed_size=o.package.claimed_size,
+            location=o.package.location,
+            categories=attribution.package_categories(o),
+        )
+        for o in attribution.packages
+    ]
+    return sorted(reports, key=lambda p: (-p.size, p.type, p.name))
+
+
+def _layer_report(index: int, diff_id: str, scan: LayerScan, change: LayerChange, command: str | None) -> LayerReport:
+    compressed = scan.stored_size if scan.compression is not Compression.NONE else None
+    return LayerReport(
+        index=index,
+        diff_id=diff_id,
+        size=change.size,
+        compressed_size=compressed,
+        compression=scan.compression.value,
+        files=change.files,
+        created_by=command,
+        added_bytes=change.added_bytes,
+        modified_bytes=change.modified_bytes,
+        deleted_bytes=change.deleted_bytes,
+    )
+
+
+def _final_filesystem(fs: FinalFS, top: int) -> tuple[int, int, list[LargeFile]]:
+    squashed = files = 0
+    heap: list[tuple[int, str, int]] = []
+    for path, node in fs.index.items():
+        if node.kind == Kind.DIR:
+            continue
+        files += 1
+        if node.kind != Kind.FILE:
+            continue
+        squashed += node.size
+        item = (node.size, path, node.layer)
+        if len(heap) < top:
+            heapq.heappush(heap, item)
+        elif item > heap[0]:
+            heapq.heapreplace(heap, item)
+    largest = [LargeFile(path=p, size=s, layer=layer) for s, p, layer in sorted(heap, key=lambda t: (-t[0], t[1]))]
+    return squashed, files, largest
