@@ -17,7 +17,8 @@ from layerscope import __version__
 from layerscope.errors import LayerscopeError, UsageError
 
 if TYPE_CHECKING:
-    from layerscope.model import ImageReport
+    from layerscope.analysis.inspect import Inspection
+    from layerscope.model import CheckReport, ImageReport
 
 
 class Exit(IntEnum):
@@ -53,7 +54,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("--old-image", help="repo:tag to pick in a multi-image archive given as OLD")
     diff.add_argument("--new-image", help="repo:tag to pick in a multi-image archive given as NEW")
-    for sub in (inspect, diff):
+    check = commands.add_parser("check", help="fail a CI build that breaks its size budget")
+    check.add_argument("reference", help="the image to check: " + _REFERENCE_HELP)
+    check.add_argument("--baseline", help="the previous release, for the baseline.* rules")
+    check.add_argument(
+        "--config",
+        type=Path,
+        help="layerscope.toml or pyproject.toml (default: found from the working directory upwards)",
+    )
+    check.add_argument("--dive-ci", type=Path, help="read dive's three rules from an existing .dive-ci file")
+    check.add_argument("--format", default="table", choices=("table", "json"), help="summary format on stdout")
+    check.add_argument("--junit", type=Path, help="also write JUnit XML to FILE (one testcase per rule)")
+    check.add_argument(
+        "--github",
+        action="store_true",
+        default=os.environ.get("GITHUB_ACTIONS") == "true",
+        help="GitHub annotations and a step summary (automatic when GITHUB_ACTIONS=true)",
+    )
+    check.add_argument("--image", help="repo:tag to pick in a multi-image docker archive")
+    for sub in (inspect, diff, check):
         sub.add_argument("-o", "--output", type=Path, help="write the report to FILE instead of stdout")
         sub.add_argument("--platform", help="os/arch[/variant] to pick in an OCI index (default: the host's)")
         sub.add_argument("--packages", default="10", help="how many packages the table lists, or 'all'")
@@ -80,12 +99,16 @@ def _progress(enabled: bool, label: str = "reading layers"):  # type: ignore[no-
 
 
 def _report(args: argparse.Namespace, reference: str, image: str | None, label: str) -> ImageReport:
-    from layerscope.analysis.inspect import build_report
+    return _inspection(args, reference, image, label).report
+
+
+def _inspection(args: argparse.Namespace, reference: str, image: str | None, label: str) -> Inspection:
+    from layerscope.analysis.inspect import inspect_image
     from layerscope.sources import SourceOptions, open_image
 
     progress = _progress(not args.quiet and sys.stderr.isatty(), label)
     with open_image(reference, SourceOptions(image=image, platform=args.platform)) as opened:
-        return build_report(opened, progress=progress, top=getattr(args, "top", 20))
+        return inspect_image(opened, progress=progress, top=getattr(args, "top", 20))
 
 
 def _write_output(text: str, target: Path | None) -> None:
@@ -160,6 +183,51 @@ def _diff(args: argparse.Namespace) -> Exit:
     return Exit.OK
 
 
+def _check(args: argparse.Namespace) -> Exit:
+    from layerscope.analysis.diff import build_diff
+    from layerscope.gate.config import GateConfig, find_config, load_config
+    from layerscope.gate.dive_ci import load_dive_ci
+    from layerscope.gate.evaluate import build_rules, evaluate
+    from layerscope.gate.rules import Subject
+
+    config_path = args.config or find_config(Path.cwd())
+    if args.config is not None and not args.config.is_file():
+        raise UsageError(f"{args.config}: no such configuration file")
+    if config_path is None and args.dive_ci is None:
+        raise UsageError(
+            "no layerscope.toml or [tool.layerscope] found from here upwards; give --config FILE or --dive-ci FILE"
+        )
+    config = load_config(config_path) if config_path else GateConfig.model_validate({})
+    dive_ci = load_dive_ci(args.dive_ci) if args.dive_ci else None
+    rules = build_rules(config, dive_ci)
+    source = " + ".join(str(p) for p in (config_path, args.dive_ci) if p)
+    current = _inspection(args, args.reference, args.image, "reading image")
+    diff = None
+    if args.baseline:
+        diff = build_diff(_report(args, args.baseline, None, "reading baseline"), current.report)
+    report = evaluate(rules, Subject(current.report, current.paths, diff), config.warn, source)
+    _emit_check(report, args)
+    return Exit.OK if report.passed else Exit.GATE_FAILED
+
+
+def _emit_check(report: CheckReport, args: argparse.Namespace) -> None:
+    from layerscope.gate import output
+
+    text = report.model_dump_json(indent=2) + "\n" if args.format == "json" else output.summary(report)
+    if args.junit:
+        _write_output(output.junit(report), args.junit)
+    if args.github:
+        annotations = output.github_annotations(report)
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary:
+            with open(step_summary, "a", encoding="utf-8") as handle:
+                handle.write(output.github_summary(report))
+        text = annotations + text if args.format != "json" else text
+        if args.format == "json":
+            sys.stderr.write(annotations)
+    _write_output(text, args.output)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # A short-lived run that allocates hundreds of thousands of small objects and frees them all at
     # exit: the cyclic collector would rescan them again and again for nothing (about 20% of the time).
@@ -175,7 +243,7 @@ def _main(argv: Sequence[str] | None) -> int:
     debug = "--debug" in argv
     try:
         args = _parser().parse_args(argv)
-        return int({"inspect": _inspect, "diff": _diff}[args.command](args))
+        return int({"inspect": _inspect, "diff": _diff, "check": _check}[args.command](args))
     except LayerscopeError as exc:
         if debug:
             traceback.print_exc()

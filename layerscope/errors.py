@@ -19,3 +19,7 @@ class EngineError(SourceError):
 
 class ArchiveError(LayerscopeError):
     """The image was found but its content is broken: truncated or corrupt blob, missing blob."""
+
+
+class ConfigError(LayerscopeError):
+    """A gate configuration that is missing, unreadable, or names an unknown key or a wrong value."""

@@ -197,3 +197,21 @@ class DiffReport(_Frozen):
     toolchain: ToolchainVerdict
     python: PythonChange
     expectation: Expectation | None = None
+
+
+class RuleResult(_Frozen):
+    key: str = Field(description="The rule's configuration key, e.g. max-total-size or dive.lowest-efficiency")
+    status: str = Field(description="pass, fail, warn or skip")
+    measured: str = Field(description="What the image measures, as shown to people")
+    threshold: str = Field(description="The configured limit, as written")
+    message: str
+    fix: str = Field(default="", description="What to change, when the rule does not pass")
+
+
+class CheckReport(_Frozen):
+    schema_version: int = SCHEMA_VERSION
+    reference: str
+    baseline: str | None
+    config: str = Field(description="Where the rules came from")
+    results: list[RuleResult]
+    passed: bool = Field(description="No rule failed (warnings allowed)")

@@ -6,6 +6,7 @@ time overlaps with reading the layers."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from layerscope.analysis.dive import dive_figures
@@ -33,7 +34,17 @@ def layer_commands(config: dict[str, Any], layer_count: int) -> list[str | None]
     return [h.get("created_by") if isinstance(h.get("created_by"), str) else None for h in real]
 
 
+@dataclass(frozen=True)
+class Inspection:
+    report: ImageReport
+    paths: list[str]  # every path of the final filesystem (directories and links included)
+
+
 def build_report(image: OpenedImage, progress: Progress | None = None, top: int = 20) -> ImageReport:
+    return inspect_image(image, progress, top).report
+
+
+def inspect_image(image: OpenedImage, progress: Progress | None = None, top: int = 20) -> Inspection:
     scanner = LayerScanner(image.layers, capture=wanted)
     from layerscope.analysis import report  # heavy imports, while the first layers are being read
 
@@ -46,4 +57,5 @@ def build_report(image: OpenedImage, progress: Progress | None = None, top: int 
             progress(index + 1, len(image.layers))
     # dive's figures need only the tar entries: compute them on the other core meanwhile
     dive_job = Forked(dive_figures, [s.entries for s in scans], [change.size for change in tree.changes])
-    return report.image_report(image, scans, tree, layer_commands(image.config, len(scans)), dive_job, top)
+    result = report.image_report(image, scans, tree, layer_commands(image.config, len(scans)), dive_job, top)
+    return Inspection(result, list(tree.paths))

@@ -1,0 +1,1 @@
+"""The CI size-budget gate: configuration, rules, evaluation and its outputs."""

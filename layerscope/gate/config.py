@@ -1,0 +1,191 @@
+"""The gate's configuration: `layerscope.toml`, or `[tool.layerscope]` in pyproject.toml, validated
+with pydantic. Unknown keys are errors: a typo must never silently disable a gate."""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from layerscope.classify import CATEGORIES
+from layerscope.errors import ConfigError
+from layerscope.units import Threshold, parse_size
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError('expected a size such as "500MB", "1.5GiB" or a number of bytes')
+    if isinstance(value, int) and value >= 0:
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_size(value)
+        except ValueError:
+            pass
+    raise ValueError('expected a size such as "500MB" (10^6 bytes), "1.5GiB" (2^30 bytes) or a number of bytes')
+
+
+def _fraction(value: Any) -> float:
+    """'95%' -> 0.95; a bare number between 0 and 1 is taken as the fraction itself."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            number = float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError('expected a percentage such as "95%"') from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise ValueError('expected a percentage such as "95%" or a fraction between 0 and 1')
+    if not 0 <= number <= 1:
+        raise ValueError("expected a percentage between 0% and 100%")
+    return number
+
+
+def _threshold(value: Any) -> Threshold:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return Threshold(text=str(value), bytes=value)
+    if isinstance(value, str):
+        try:
+            return Threshold.parse(value)
+        except ValueError:
+            pass
+    raise ValueError('expected a percentage such as "30%" or a size such as "200MB"')
+
+
+Size = Annotated[int, BeforeValidator(_size)]
+Fraction = Annotated[float, BeforeValidator(_fraction)]
+Amount = Annotated[Threshold, BeforeValidator(_threshold)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, arbitrary_types_allowed=True)
+
+
+class BaselineRules(_Strict):
+    min_reduction: Amount | None = Field(None, alias="min-reduction")
+    max_growth: Size | None = Field(None, alias="max-growth")
+
+
+class DiveRules(_Strict):
+    """dive's three CI rules, with dive's semantics (see gate/rules.py)."""
+
+    lowest_efficiency: float | None = Field(None, alias="lowest-efficiency", ge=0, le=1)
+    highest_wasted_bytes: Size | None = Field(None, alias="highest-wasted-bytes")
+    highest_user_wasted_percent: float | None = Field(None, alias="highest-user-wasted-percent", ge=0)
+
+
+class GateConfig(_Strict):
+    max_total_size: Size | None = Field(None, alias="max-total-size")
+    max_compressed_size: Size | None = Field(None, alias="max-compressed-size")
+    max_layers: int | None = Field(None, alias="max-layers", ge=0)
+    max_layer_size: Size | None = Field(None, alias="max-layer-size")
+    max_reclaimable: Size | None = Field(None, alias="max-reclaimable")
+    min_bytecode_coverage: Fraction | None = Field(None, alias="min-bytecode-coverage")
+    forbidden_packages: list[str] = Field(default_factory=list, alias="forbidden-packages")
+    forbidden_paths: list[str] = Field(default_factory=list, alias="forbidden-paths")
+    max_category: dict[str, Size] = Field(default_factory=dict, alias="max-category")
+    baseline: BaselineRules = Field(default_factory=lambda: BaselineRules.model_validate({}))
+    dive: DiveRules = Field(default_factory=lambda: DiveRules.model_validate({}))
+    warn: list[str] = Field(default_factory=list, description="Rule keys that warn instead of failing")
+
+    @field_validator("max_category")
+    @classmethod
+    def _known_categories(cls, value: dict[str, int]) -> dict[str, int]:
+        for name in value:
+            if name not in CATEGORIES:
+                raise ValueError(f"unknown category {name!r}; categories are: {', '.join(CATEGORIES)}")
+        return value
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _describe(error: dict[str, Any], source: str) -> str:
+    key = _location(error["loc"])
+    found = error.get("input")
+    if error["type"] == "extra_forbidden":
+        known = _known_keys(error["loc"][:-1])
+        close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f"; known keys: {', '.join(known)}"
+        return f"{source}: unknown key {key!r}{hint}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{source}: key {key!r}: {message}; found {found!r}"
+
+
+def _known_keys(parent: tuple[int | str, ...]) -> list[str]:
+    model: type[BaseModel] = GateConfig
+    for part in parent:
+        field = model.model_fields.get(str(part).replace("-", "_"))
+        annotation = field.annotation if field else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def parse_config(data: dict[str, Any], source: str) -> GateConfig:
+    try:
+        config = GateConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(_describe(dict(errors[0]), source) + more) from None
+    unknown = [key for key in config.warn if key not in rule_keys(config)]
+    if unknown:
+        raise ConfigError(
+            f"{source}: key 'warn': {unknown[0]!r} names no configured rule; "
+            f"configured: {', '.join(rule_keys(config)) or 'none'}"
+        )
+    return config
+
+
+def rule_keys(config: GateConfig) -> list[str]:
+    """Keys of the rules this configuration turns on, as they appear in reports."""
+    keys = [
+        alias
+        for name, field in GateConfig.model_fields.items()
+        if (alias := field.alias)
+        and name not in ("max_category", "baseline", "dive", "warn")
+        and getattr(config, name) not in (None, [])
+    ]
+    keys += [f"max-category.{name}" for name in config.max_category]
+    for section in ("baseline", "dive"):
+        part = getattr(config, section)
+        keys += [
+            f"{section}.{f.alias}" for name, f in type(part).model_fields.items() if getattr(part, name) is not None
+        ]
+    return keys
+
+
+def load_config(path: Path) -> GateConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    if path.name == "pyproject.toml":
+        section = data.get("tool", {}).get("layerscope")
+        if not isinstance(section, dict):
+            raise ConfigError(f"{path}: has no [tool.layerscope] table")
+        return parse_config(section, f"{path} [tool.layerscope]")
+    return parse_config(data, str(path))
+
+
+def find_config(start: Path) -> Path | None:
+    """layerscope.toml, or a pyproject.toml with [tool.layerscope], from `start` upwards."""
+    for folder in (start, *start.parents):
+        candidate = folder / "layerscope.toml"
+        if candidate.is_file():
+            return candidate
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                if "layerscope" in tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}):
+                    return pyproject
+            except (OSError, tomllib.TOMLDecodeError):
+                continue
+    return None

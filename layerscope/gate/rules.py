@@ -1,0 +1,296 @@
+"""Gate rules: small objects with a key, a threshold and an evaluation returning pass/fail/skip.
+
+Boundaries are inclusive for every layerscope rule: a `max-*` rule passes at exactly its limit and a
+`min-*` rule passes at exactly its minimum. dive's three rules keep dive's own comparisons (efficiency
+below the threshold fails; wasted bytes or user-wasted fraction above it fails).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Protocol
+
+from layerscope.model import DiffReport, ImageReport, RuleResult
+from layerscope.units import Threshold, size
+
+PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What the rules look at: the image, every path of its final filesystem, and the comparison
+    with the baseline when one was given."""
+
+    report: ImageReport
+    paths: Sequence[str]
+    diff: DiffReport | None = None
+
+
+class Rule(Protocol):
+    @property
+    def key(self) -> str: ...
+
+    def evaluate(self, subject: Subject) -> RuleResult: ...
+
+
+def _result(key: str, ok: bool, measured: str, threshold: str, message: str, fix: str) -> RuleResult:
+    return RuleResult(
+        key=key,
+        status=PASS if ok else FAIL,
+        measured=measured,
+        threshold=threshold,
+        message=message,
+        fix="" if ok else fix,
+    )
+
+
+def _skip(key: str, threshold: str, why: str) -> RuleResult:
+    return RuleResult(key=key, status=SKIP, measured="-", threshold=threshold, message=why)
+
+
+@dataclass(frozen=True)
+class MaxBytes:
+    key: str
+    limit: int
+    what: str
+    measure: Callable[[ImageReport], int | None]
+    fix: str
+
+    def evaluate(self, subject: Subject) -> RuleResult:
+        value = self.measure(subject.report)
+        if value is None:
+            return _skip(self.key, size(self.limit), f"{self.what} is unknown for this source")
+        ok = value <= self.limit
+        relation = "<=" if ok else ">"
+        return _result(
+            self.key,
+            ok,
+            size(value),
+            size(self.limit),
+            f"{self.what} {size(value)} {relation} {size(self.limit)}",
+            self.fix,
+        )
+
+
+@dataclass(frozen=True)
+class MaxLayers:
+    limit: int
+    key: str = "max-layers"
+
+    def evaluate(self, subject: Subject) -> RuleResult:
+        count = len(subject.report.layers)
+        ok = count <= self.limit
+        return _result(
+            self.key,
+            ok,
+            str(count),
+            str(self.limit),
+            f"{count} layers {'<=' if ok else '>'} {self.limit}",
+            "Merge consecutive RUN steps, or build in stages and COPY the result in one layer",
+        )
+
+
+@dataclass(frozen=True)
+class MaxLayerSize:
+    limit: int
+    key: str = "max-layer-size"
+
+    def evaluate(self, subject: Subject) -> RuleResult:
+        layers = subject.report.layers
+        if not layers:
+            return _skip(self.key, size(self.limit), "the image has no layers")
+        biggest = max(layers, key=lambda layer: layer.size)
+        ok = biggest.size <= self.limit
+        command = (biggest.created_by or "command unknown")[:60]
+        return _result(
+            self.key,
+            ok,
+            size(biggest.size),
+            size(self.limit),
+            f"largest layer #{biggest.index} ({command}) {size(biggest.size)} {'<=' if ok else '>'} {size(self.limit)}",
+            "Split the step, or remove what it leaves behind in the same RUN",
+        )
+
+
+@dataclass(frozen=True)
+class MaxCategory:
+    category: str
+    limit: int
+
+    @property
+    def key(self) -> str:
+        return f"max-category.{self.category}"
+
+    def evaluate(self, subject: Subject) -> RuleResult:
+        value = next((c.size for c in subject.report.categories if c.name == self.category), 0)
+        ok = value <= self.limit
+        finding = {"build-toolchain": "build-tools-present", "caches": "package-cache-present"}.get(self.category)
+        fix = next((f.fix for f in subject.report.findings if f.id == finding), "") or (
+            f"Remove {self.category} files from the final image (see `layerscope inspect` for the biggest)"
+        )
+        return _result(
+            self.key,
+            ok,
+            size(value),
+            size(self.limit),
+            f"{self.category} {size(value)} {'<=' if ok else '>'} {size(self.limit)}",
+            fix,
+        )
+
+
+@dataclass(frozen=True)
+class ForbiddenPackages:
+    globs: tuple[str, ...]
+    key: str = "forbidden-packages"
+
+    def evaluate(self, subject: Subject) -> RuleResult:
+        hits = [p for p in subject.report.packages if any(fnmatchcase(p.name, g) for g in self.globs)]
+        shown = ", ".join(f"{p.name} {size(p.size)}" for p in hits[:8]) + (" …" if len(hits) > 8 else "")
+        return _result(
+            self.key,
+            not hits,
+            f"{len(hits)} found",
+            " ".join(self.globs),
+            f"forbidden packages present: {shown}" if hits else "no forbidden package",
+            "Install these only in a builder stage; COPY --from=builder just the built artefacts",
+        )
+
+
+@dataclass(frozen=True)
+class ForbiddenPaths:
+    globs: tuple[str, ...]
+    key: str = "forbidden-paths"
+
+    def evaluate(self, subject: Subject) -> RuleResult:
+        hits = [p for p in subject.paths if any(fnmatchcase(p, g) for g in self.globs)]
+        shown = ", ".join(hits[:5]) + (f" … ({len(hits)} in all)" if len(hits) > 5 else "")
+        return _result(
+            self.key,
+            not hits,
+            f"{len(hits)} found",
+            " ".join(self.globs),
+            f"forbidden paths present: {shown}" if hits else "no forbidden path",
+            "Delete them in the RUN that creates them, or keep them out with .dockerignore",
+        )
+
+
+@dataclass(frozen=True)
+class MinBytecodeCoverage:
+    minimum: float
+    key: str = "min-bytecode-coverage"
+
+    def evaluate(self, subject: Subject) -> RuleResult:
+        coverage = subject.report.python.bytecode_coverage
+        threshold = f"{self.minimum:.1%}"
+        if coverage is None:
+            return _skip(self.key, threshold, "the image has no Python interpreter")
+        ok = coverage >= self.minimum
+        return _result(
+            self.key,
+            ok,
+            f"{coverage:.1%}",
+            threshold,
+            f"bytecode coverage {coverage:.1%} {'>=' if ok else '<'} {threshold}",
+            "RUN python -m compileall -q <site-packages and app folders> in the final stage",
+        )
+
+
+@dataclass(frozen=True)
+class MinReduction:
+    minimum: Threshold
+    key: str = "baseline.min-reduction"
+
+    def evaluate(self, subject: Subject) -> RuleResult:
+        if subject.diff is None:
+            return _skip(self.key, self.minimum.text, "no --baseline given")
+        r = subject.diff.reduction
+        ok = self.minimum.met_by(subject.diff.old.total_size, subject.diff.new.total_size)
+        measured = f"{r.percent:.1f}% ({size(r.bytes)})"
+        return _result(
+            self.key,
+            ok,
+            measured,
+            self.minimum.text,
+            f"total size reduced by {measured} {'>=' if ok else '<'} {self.minimum.text}",
+            "See `layerscope diff BASELINE IMAGE` for where the bytes are",
+        )
+
+
+@dataclass(frozen=True)
+class MaxGrowth:
+    limit: int
+    key: str = "baseline.max-growth"
+
+    def evaluate(self, subject: Subject) -> RuleResult:
+        if subject.diff is None:
+            return _skip(self.key, size(self.limit), "no --baseline given")
+        growth = subject.diff.new.total_size - subject.diff.old.total_size
+        ok = growth <= self.limit
+        return _result(
+            self.key,
+            ok,
+            ("+" if growth >= 0 else "-") + size(abs(growth)),
+            size(self.limit),
+            f"total size grew by {size(max(growth, 0))} {'<=' if ok else '>'} {size(self.limit)}",
+            "See `layerscope diff BASELINE IMAGE` for what was added",
+        )
+
+
+@dataclass(frozen=True)
+class DiveLowestEfficiency:
+    threshold: float
+    key: str = "dive.lowest-efficiency"
+
+    def evaluate(self, subject: Subject) -> RuleResult:
+        value = subject.report.efficiency
+        ok = not self.threshold > value  # dive: fails when threshold > efficiency
+        return _result(
+            self.key,
+            ok,
+            f"{value:.4f}",
+            str(self.threshold),
+            f"dive efficiency {value:.4f} {'>=' if ok else '<'} {self.threshold}",
+            "Avoid writing a file in one layer and changing or deleting it in a later one",
+        )
+
+
+@dataclass(frozen=True)
+class DiveHighestWastedBytes:
+    threshold: int
+    key: str = "dive.highest-wasted-bytes"
+
+    def evaluate(self, subject: Subject) -> RuleResult:
+        value = subject.report.wasted_bytes
+        ok = not value > self.threshold
+        return _result(
+            self.key,
+            ok,
+            size(value),
+            size(self.threshold),
+            f"dive wasted bytes {size(value)} {'<=' if ok else '>'} {size(self.threshold)}",
+            "Avoid writing a file in one layer and changing or deleting it in a later one",
+        )
+
+
+@dataclass(frozen=True)
+class DiveHighestUserWasted:
+    threshold: float
+    key: str = "dive.highest-user-wasted-percent"
+
+    def evaluate(self, subject: Subject) -> RuleResult:
+        value = subject.report.user_wasted_fraction
+        ok = not self.threshold < value
+        return _result(
+            self.key,
+            ok,
+            f"{value:.4f}",
+            str(self.threshold),
+            f"dive user-wasted fraction {value:.4f} {'<=' if ok else '>'} {self.threshold}",
+            "Avoid writing a file in one layer and changing or deleting it in a later one",
+        )
+
+
+def as_warning(result: RuleResult) -> RuleResult:
+    return result.model_copy(update={"status": WARN}) if result.status == FAIL else result
