@@ -267,3 +267,12 @@ def test_dive_rules_match_dive_ci(tmp_path: Path, capsys: pytest.CaptureFixture[
     translated = {names[k]: v for k, v in ours.items()}
     assert translated == {k: v for k, v in theirs.items() if v != "skip"}
     assert code == (1 if "fail" in theirs.values() else 0)
+
+
+def test_the_documented_example_config_is_valid() -> None:
+    from layerscope.gate.config import load_config, rule_keys
+
+    config = load_config(ROOT / "examples" / "layerscope.toml")
+    assert config.max_category == {"build-toolchain": 0, "caches": 5_000_000}
+    assert config.max_total_size == 10**9
+    assert "baseline.min-reduction" in rule_keys(config)
