@@ -25,7 +25,7 @@ CATEGORIES = (
 OS_TYPES = frozenset({"deb", "rpm", "apk"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileFacts:
     path: str
     size: int

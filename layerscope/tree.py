@@ -33,7 +33,7 @@ class Node:
         self.link = link
         self.added_in = layer  # layer that first created this path
         self.layer = layer  # layer whose copy is visible now
-        self.modified_in: list[int] = []
+        self.modified_in: list[int] | None = None  # allocated on first change: most paths never change
         self.children: dict[str, Node] | None = {} if kind == Kind.DIR else None
 
 
@@ -215,7 +215,7 @@ class UnionTree:
             return
         change.modified_bytes += entry.size
         if old.layer != layer:
-            old.modified_in.append(layer)
+            old.modified_in = [*(old.modified_in or []), layer]
         if entry.kind == Kind.DIR and old.kind == Kind.DIR:
             old.layer = layer
             return

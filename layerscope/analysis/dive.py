@@ -25,45 +25,57 @@ _DOUBLE_WHITEOUT = ".wh..wh.."
 
 
 class _DNode:
-    __slots__ = ("children", "is_dir", "size")
+    __slots__ = ("children", "is_dir", "path", "size")
 
     def __init__(self) -> None:
         self.size = 0
         self.is_dir = False
-        self.children: dict[str, _DNode] = {}
+        self.path: str | None = None  # the tar entry's path string, reused to save memory
+        self.children: dict[str, _DNode] | None = None  # most nodes are files: no dict for them
+
+    def child(self, name: str) -> _DNode | None:
+        return self.children.get(name) if self.children else None
+
+    def add(self, name: str) -> _DNode:
+        if self.children is None:
+            self.children = {}
+        node = self.children[name] = _DNode()
+        return node
 
     def copy(self) -> _DNode:
         twin = _DNode()
-        twin.size, twin.is_dir = self.size, self.is_dir
-        twin.children = {name: child.copy() for name, child in self.children.items()}
+        twin.size, twin.is_dir, twin.path = self.size, self.is_dir, self.path
+        if self.children:
+            twin.children = {name: child.copy() for name, child in self.children.items()}
         return twin
 
     def total(self) -> int:
-        return self.size + sum(child.total() for child in self.children.values())
+        return self.size + sum(child.total() for child in (self.children or {}).values())
 
 
 class _AbortLayer(Exception):
     pass
 
 
-def _add_path(root: _DNode, parts: list[str], size: int, is_dir: bool) -> None:
+def _add_path(root: _DNode, parts: list[str], size: int, is_dir: bool, path: str | None = None) -> None:
     node = root
     for part in parts:
-        child = node.children.get(part)
+        child = node.child(part)
         if child is None:
             if part.startswith(_DOUBLE_WHITEOUT):
                 return
-            child = _DNode()
-            node.children[part] = child
+            child = node.add(part)
         node = child
     if parts:
         node.size, node.is_dir = size, is_dir
+        if path is not None:
+            node.path = path
 
 
 def _get(root: _DNode, parts: list[str]) -> _DNode | None:
     node = root
     for part in parts:
-        found = node.children.get(part)
+        found = node.child(part)
         if found is None:
             return None
         node = found
@@ -74,7 +86,7 @@ def _layer_tree(entries: list[TarEntry]) -> _DNode:
     root = _DNode()
     for entry in entries:
         parts = [p for p in entry.path.split("/") if p]
-        _add_path(root, parts, entry.size, entry.kind == Kind.DIR)
+        _add_path(root, parts, entry.size, entry.kind == Kind.DIR, entry.path)
     return root
 
 
@@ -85,15 +97,16 @@ def _target(parts: list[str]) -> list[str]:
 def _stack(lower: _DNode, upper: _DNode, parts: list[str] | None = None) -> None:
     """Graft `upper` onto `lower` the way dive's FileTree.Stack does (children first)."""
     parts = parts or []
-    for name in sorted(upper.children):
-        _stack(lower, upper.children[name], [*parts, name])
+    children = upper.children or {}
+    for name in sorted(children):
+        _stack(lower, children[name], [*parts, name])
     if parts and parts[-1].startswith(_WHITEOUT):
         target = _target(parts)
         parent = _get(lower, target[:-1])
-        if parent is not None:
+        if parent is not None and parent.children:
             parent.children.pop(target[-1], None)
     elif parts:
-        _add_path(lower, parts, upper.size, upper.is_dir)
+        _add_path(lower, parts, upper.size, upper.is_dir, upper.path)
 
 
 @dataclass(frozen=True)
@@ -104,43 +117,46 @@ class DiveFigures:
 
 
 def dive_figures(layers: list[list[TarEntry]], layer_sizes: list[int]) -> DiveFigures:
-    trees = [_layer_tree(entries) for entries in layers]
-    cumulative: dict[str, int] = {}
-    minimum: dict[str, int] = {}
-    seen: dict[str, int] = {}
+    # path -> [cumulative, minimum, times seen]; -1 is dive's "not seen yet" minimum
+    stats: dict[str, list[int]] = {}
     stacked: _DNode | None = None
-    for index, tree in enumerate(trees):
-        below = trees[0] if index == 0 else stacked
+    for index, entries in enumerate(layers):
+        tree = _layer_tree(entries)  # one layer tree at a time: memory stays near one image tree
+        below = tree if index == 0 else stacked
         assert below is not None
 
         def visit(node: _DNode, parts: list[str], below: _DNode = below) -> None:
-            for name in sorted(node.children):
-                visit(node.children[name], [*parts, name])
-            if node.children or not parts:  # dive visits leaves only, never the root
+            if node.children:
+                for name in sorted(node.children):
+                    visit(node.children[name], [*parts, name])
+                return
+            if not parts:  # dive visits leaves only, never the root
                 return
             whiteout = parts[-1].startswith(_WHITEOUT)
-            path = "/" + "/".join(_target(parts) if whiteout else parts)
-            if path not in cumulative:  # dive registers the path before looking anything up
-                cumulative[path], minimum[path], seen[path] = 0, -1, 0
+            path = "/" + "/".join(_target(parts)) if whiteout else node.path or "/" + "/".join(parts)
+            record = stats.get(path)
+            if record is None:  # dive registers the path before looking anything up
+                record = stats[path] = [0, -1, 0]
             size = node.size
             if whiteout:
                 target = _get(below, _target(parts))
                 if target is None:
                     raise _AbortLayer  # leaves this path's minimum at -1, as dive does
                 size = target.total() if target.is_dir else 0
-            cumulative[path] += size
-            minimum[path] = size if minimum[path] < 0 else min(minimum[path], size)
-            seen[path] += 1
+            record[0] += size
+            record[1] = size if record[1] < 0 else min(record[1], size)
+            record[2] += 1
 
         with contextlib.suppress(_AbortLayer):
             visit(tree, [])
         if index == 0:
-            stacked = trees[0].copy()
+            stacked = tree.copy()
         assert stacked is not None
         _stack(stacked, tree)
-    discovered = sum(cumulative.values())
-    efficiency = 1.0 if discovered == 0 else sum(minimum.values()) / discovered
-    wasted = sum(cumulative[path] for path, count in seen.items() if count >= 2)
+        del tree
+    discovered = sum(record[0] for record in stats.values())
+    efficiency = 1.0 if discovered == 0 else sum(record[1] for record in stats.values()) / discovered
+    wasted = sum(record[0] for record in stats.values() if record[2] >= 2)
     user_size = sum(layer_sizes[1:])
     fraction = wasted / user_size if user_size else 0.0
     return DiveFigures(efficiency=efficiency, wasted_bytes=wasted, user_wasted_fraction=fraction)
