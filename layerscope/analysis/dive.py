@@ -94,19 +94,26 @@ def _target(parts: list[str]) -> list[str]:
     return [*parts[:-1], parts[-1][len(_WHITEOUT) :]] if parts else parts
 
 
-def _stack(lower: _DNode, upper: _DNode, parts: list[str] | None = None) -> None:
-    """Graft `upper` onto `lower` the way dive's FileTree.Stack does (children first)."""
-    parts = parts or []
-    children = upper.children or {}
-    for name in sorted(children):
-        _stack(lower, children[name], [*parts, name])
-    if parts and parts[-1].startswith(_WHITEOUT):
-        target = _target(parts)
-        parent = _get(lower, target[:-1])
-        if parent is not None and parent.children:
-            parent.children.pop(target[-1], None)
-    elif parts:
-        _add_path(lower, parts, upper.size, upper.is_dir, upper.path)
+def _stack(lower: _DNode, upper: _DNode) -> None:
+    """Graft `upper` onto `lower` the way dive's FileTree.Stack does: children first, in name order;
+    a whiteout removes its target, anything else is added (missing parents appear with no payload)
+    and takes the upper payload. Both trees are walked side by side instead of from the root."""
+    for name in sorted(upper.children or ()):
+        child = upper.children[name]  # type: ignore[index]
+        target = lower.child(name)
+        if child.children:
+            if target is None:
+                target = lower.add(name)
+            _stack(target, child)
+        if name.startswith(_WHITEOUT):
+            if lower.children:
+                lower.children.pop(name[len(_WHITEOUT) :], None)
+            continue
+        if target is None:
+            target = lower.add(name)
+        target.size, target.is_dir = child.size, child.is_dir
+        if child.path is not None:
+            target.path = child.path
 
 
 @dataclass(frozen=True)
@@ -116,47 +123,60 @@ class DiveFigures:
     user_wasted_fraction: float
 
 
-def dive_figures(layers: list[list[TarEntry]], layer_sizes: list[int]) -> DiveFigures:
-    # path -> [cumulative, minimum, times seen]; -1 is dive's "not seen yet" minimum
-    stats: dict[str, list[int]] = {}
-    stacked: _DNode | None = None
-    for index, entries in enumerate(layers):
-        tree = _layer_tree(entries)  # one layer tree at a time: memory stays near one image tree
-        below = tree if index == 0 else stacked
-        assert below is not None
+class DiveAccumulator:
+    """dive's figures, one layer at a time: feed each layer's entries in image order, then ask.
 
-        def visit(node: _DNode, parts: list[str], below: _DNode = below) -> None:
-            if node.children:
-                for name in sorted(node.children):
-                    visit(node.children[name], [*parts, name])
-                return
-            if not parts:  # dive visits leaves only, never the root
-                return
-            whiteout = parts[-1].startswith(_WHITEOUT)
-            path = "/" + "/".join(_target(parts)) if whiteout else node.path or "/" + "/".join(parts)
-            record = stats.get(path)
-            if record is None:  # dive registers the path before looking anything up
-                record = stats[path] = [0, -1, 0]
-            size = node.size
-            if whiteout:
-                target = _get(below, _target(parts))
-                if target is None:
-                    raise _AbortLayer  # leaves this path's minimum at -1, as dive does
-                size = target.total() if target.is_dir else 0
-            record[0] += size
-            record[1] = size if record[1] < 0 else min(record[1], size)
-            record[2] += 1
+    Only the stacked tree of the layers so far and one path table are kept, so a caller can drop
+    each layer's entries as soon as it has been added."""
 
+    def __init__(self) -> None:
+        # path -> [cumulative, minimum, times seen]; -1 is dive's "not seen yet" minimum
+        self._stats: dict[str, list[int]] = {}
+        self._stacked: _DNode | None = None
+
+    def add_layer(self, entries: list[TarEntry]) -> None:
+        tree = _layer_tree(entries)
+        below = tree if self._stacked is None else self._stacked
         with contextlib.suppress(_AbortLayer):
-            visit(tree, [])
-        if index == 0:
-            stacked = tree.copy()
-        assert stacked is not None
-        _stack(stacked, tree)
-        del tree
-    discovered = sum(record[0] for record in stats.values())
-    efficiency = 1.0 if discovered == 0 else sum(record[1] for record in stats.values()) / discovered
-    wasted = sum(record[0] for record in stats.values() if record[2] >= 2)
-    user_size = sum(layer_sizes[1:])
-    fraction = wasted / user_size if user_size else 0.0
-    return DiveFigures(efficiency=efficiency, wasted_bytes=wasted, user_wasted_fraction=fraction)
+            self._visit(tree, [], below)
+        if self._stacked is None:
+            self._stacked = tree.copy()
+        _stack(self._stacked, tree)
+
+    def _visit(self, node: _DNode, parts: list[str], below: _DNode) -> None:
+        if node.children:
+            for name in sorted(node.children):
+                self._visit(node.children[name], [*parts, name], below)
+            return
+        if not parts:  # dive visits leaves only, never the root
+            return
+        whiteout = parts[-1].startswith(_WHITEOUT)
+        path = "/" + "/".join(_target(parts)) if whiteout else node.path or "/" + "/".join(parts)
+        record = self._stats.get(path)
+        if record is None:  # dive registers the path before looking anything up
+            record = self._stats[path] = [0, -1, 0]
+        size = node.size
+        if whiteout:
+            target = _get(below, _target(parts))
+            if target is None:
+                raise _AbortLayer  # leaves this path's minimum at -1, as dive does
+            size = target.total() if target.is_dir else 0
+        record[0] += size
+        record[1] = size if record[1] < 0 else min(record[1], size)
+        record[2] += 1
+
+    def figures(self, layer_sizes: list[int]) -> DiveFigures:
+        stats = self._stats.values()
+        discovered = sum(record[0] for record in stats)
+        efficiency = 1.0 if discovered == 0 else sum(record[1] for record in stats) / discovered
+        wasted = sum(record[0] for record in stats if record[2] >= 2)
+        user_size = sum(layer_sizes[1:])
+        fraction = wasted / user_size if user_size else 0.0
+        return DiveFigures(efficiency=efficiency, wasted_bytes=wasted, user_wasted_fraction=fraction)
+
+
+def dive_figures(layers: list[list[TarEntry]], layer_sizes: list[int]) -> DiveFigures:
+    accumulator = DiveAccumulator()
+    for entries in layers:
+        accumulator.add_layer(entries)
+    return accumulator.figures(layer_sizes)

@@ -6,13 +6,12 @@ time overlaps with reading the layers."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from layerscope.analysis.dive import dive_figures
+from layerscope.analysis.dive import DiveAccumulator
 from layerscope.archive.layers import LayerScan, LayerScanner
 from layerscope.catalogers import wanted
-from layerscope.parallel import Forked
 from layerscope.sources.base import OpenedImage
 from layerscope.tree import UnionTree
 
@@ -49,13 +48,15 @@ def inspect_image(image: OpenedImage, progress: Progress | None = None, top: int
     from layerscope.analysis import report  # heavy imports, while the first layers are being read
 
     tree = UnionTree()
+    dive = DiveAccumulator()
     scans: list[LayerScan] = []
     for index, scan in enumerate(scanner):
+        # the parent stacks layer N while the workers read N+1; then the entries can go
         tree.apply(scan.entries)
-        scans.append(scan)
+        dive.add_layer(scan.entries)
+        scans.append(replace(scan, entries=[]))
         if progress:
             progress(index + 1, len(image.layers))
-    # dive's figures need only the tar entries: compute them on the other core meanwhile
-    dive_job = Forked(dive_figures, [s.entries for s in scans], [change.size for change in tree.changes])
-    result = report.image_report(image, scans, tree, layer_commands(image.config, len(scans)), dive_job, top)
+    figures = dive.figures([change.size for change in tree.changes])
+    result = report.image_report(image, scans, tree, layer_commands(image.config, len(scans)), figures, top)
     return Inspection(result, list(tree.paths))

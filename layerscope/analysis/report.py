@@ -12,7 +12,6 @@ from layerscope.archive.blobs import Compression
 from layerscope.archive.layers import LayerScan
 from layerscope.archive.tarstream import Kind
 from layerscope.model import CategoryReport, ImageReport, LargeFile, LayerReport, PackageReport, PythonReport
-from layerscope.parallel import Forked
 from layerscope.sources.base import OpenedImage
 from layerscope.tree import LayerChange, UnionTree
 
@@ -22,7 +21,7 @@ def image_report(
     scans: list[LayerScan],
     tree: UnionTree,
     commands: list[str | None],
-    dive_job: Forked[DiveFigures],
+    dive: DiveFigures,
     top: int,
 ) -> ImageReport:
     fs = FinalFS(tree, [scan.contents for scan in scans])
@@ -37,7 +36,6 @@ def image_report(
         _layer_report(i, image.layers[i].diff_id, scan, change, commands[i])
         for i, (scan, change) in enumerate(zip(scans, tree.changes, strict=True))
     ]
-    dive = dive_job.result()
     squashed, files, largest = _final_filesystem(fs, top)
     total_size = sum(layer.size for layer in layers)
     compressed = [layer.compressed_size for layer in layers]
