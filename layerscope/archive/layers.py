@@ -50,9 +50,11 @@ def scan_layer(blob: LayerBlob, capture: Capture = _never) -> LayerScan:
 
 
 class LayerScanner:
-    """Scans layers in image order, `workers` at a time in forked processes (tar parsing is pure
-    Python: threads would share one core), so the caller can stack layer N while N+1 is read.
-    The first children start at construction, before the caller does anything else."""
+    """Scans layers in forked processes, `workers` at a time (tar parsing is pure Python: threads
+    would share one core), yielding them in image order so the caller can stack layer N while later
+    ones are read. The layer the caller needs next always runs; a free worker otherwise takes the
+    biggest layer left, so the one long layer most images have starts first instead of last.
+    The first workers start at construction, before the caller does anything else."""
 
     def __init__(
         self,
@@ -63,19 +65,23 @@ class LayerScanner:
         self._blobs = list(blobs)
         self._capture = capture
         self._workers = workers or os.cpu_count() or 1
-        self._next = 0
+        self._waiting = set(range(len(self._blobs)))
         self._running: dict[int, Forked[LayerScan]] = {}
-        self._fill()
+        self._fill(0)
 
-    def _fill(self) -> None:
-        while self._next < len(self._blobs) and len(self._running) < self._workers:
-            self._running[self._next] = Forked(scan_layer, self._blobs[self._next], self._capture)
-            self._next += 1
+    def _fill(self, needed: int) -> None:
+        while self._waiting and len(self._running) < self._workers:
+            if needed in self._waiting:
+                index = needed
+            else:
+                index = max(self._waiting, key=lambda i: (self._blobs[i].stored_size, -i))
+            self._waiting.discard(index)
+            self._running[index] = Forked(scan_layer, self._blobs[index], self._capture)
 
     def __iter__(self) -> Iterator[LayerScan]:
         try:
             for index in range(len(self._blobs)):
-                self._fill()
+                self._fill(index)
                 yield self._running.pop(index).result()
         finally:
             self.close()
