@@ -51,6 +51,7 @@ class Rule:
     suffixes: tuple[str, ...] = ()
     contains: tuple[str, ...] = ()
     basename: str | None = None  # regular expression on the file name
+    folder: str | None = None  # regular expression matched at the start of the folder path + "/"
     owner_globs: tuple[str, ...] = ()  # glob on the owning OS package's name
     owner_excludes: tuple[str, ...] = ()
     owner_types: frozenset[str] = frozenset()
@@ -71,6 +72,8 @@ class Rule:
             checks.append(_negate(_starts(self.outside)))
         if self.owned is not None:
             checks.append(_owned(self.owned))
+        if self.folder:
+            checks.append(_in_folder(re.compile(self.folder)))
         if self.basename:
             checks.append(_named(re.compile(self.basename)))
         if self.owner_types:
@@ -118,6 +121,10 @@ def _negate(check: Check) -> Check:
 
 def _owned(want: bool) -> Check:
     return lambda f: f.owned == want
+
+
+def _in_folder(pattern: re.Pattern[str]) -> Check:
+    return lambda f: pattern.match(f.path[: f.path.rfind("/") + 1]) is not None
 
 
 def _named(pattern: re.Pattern[str]) -> Check:
@@ -208,7 +215,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("dnf-yum-cache", "caches", prefixes=("/var/cache/dnf/", "/var/cache/yum/", "/var/cache/zypp/")),
     Rule("apk-cache", "caches", prefixes=("/var/cache/apk/", "/etc/apk/cache/")),
     Rule("npm-yarn-cache", "caches", contains=("/.npm/", "/.yarn/cache/", "/.cache/yarn/")),
-    Rule("pip-build-dirs", "caches", prefixes=("/tmp/pip-",)),
+    Rule("pip-build-dirs", "caches", folder=r"/tmp/pip-[^/]*/"),
     Rule("toolchain-package", "build-toolchain", owner_globs=_TOOLCHAIN_PACKAGES, owner_excludes=("*-base",)),
     Rule("headers", "build-toolchain", prefixes=("/usr/include/", "/usr/local/include/")),
     Rule("gcc-internals", "build-toolchain", prefixes=("/usr/lib/gcc/", "/usr/libexec/gcc/", "/usr/lib/gcc-cross/")),
@@ -217,7 +224,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("bytecode", "python-bytecode", suffixes=(".pyc",)),
     Rule("source", "python-source", suffixes=(".py",)),
     Rule("python-distribution", "python-other", owner_types=frozenset({"python"})),
-    Rule("python-library-dir", "python-other", contains=("/site-packages/", "/dist-packages/", "/lib/python3")),
+    Rule("python-library-dir", "python-other", folder=r".*/(?:site-packages|dist-packages|lib/python3(?:\.\d+)?)/"),
     Rule(
         "docs",
         "docs",

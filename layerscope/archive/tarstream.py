@@ -54,6 +54,8 @@ _KIND_BY_FLAG = {
 
 
 _HEADER_ONLY = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
+_EXTENDED = frozenset({b"L", b"K", b"x", b"g"})
+_ZERO_BLOCK = bytes(BLOCK)
 
 
 def normalize(name: str) -> str:
@@ -68,26 +70,20 @@ def normalize(name: str) -> str:
 
 
 def _number(field: bytes) -> int:
-    if field and field[0] & 0x80:  # GNU base-256 for values too large for octal
-        value = int.from_bytes(field, "big", signed=False)
-        return value - (0x80 << ((len(field) - 1) * 8))
-    text = field.split(b"\0", 1)[0].strip(b" \0")
+    """GNU base-256, for values too large for octal (the high bit of the first byte is set)."""
+    value = int.from_bytes(field, "big", signed=False)
+    return value - (0x80 << ((len(field) - 1) * 8))
+
+
+def _octal(field: bytes) -> int:
+    """A NUL- or space-terminated octal number, as tar writes sizes and checksums."""
+    text = field.split(b"\0", 1)[0].strip()
     if not text:
         return 0
     try:
         return int(text, 8)
     except ValueError:
         raise ArchiveError(f"invalid number {text!r} in tar header") from None
-
-
-def _checksum_ok(header: bytes) -> bool:
-    field = header[148:156]
-    # the checksum is computed with its own field read as eight spaces (8 * 32 = 256)
-    return _number(field) == sum(header) - sum(field) + 256
-
-
-def _cstr(field: bytes) -> str:
-    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
 def _parse_pax(data: bytes) -> dict[str, str]:
@@ -148,54 +144,86 @@ class TarReader:
         return data
 
     def __iter__(self) -> Iterator[TarEntry]:
+        # The hot loop of the whole tool (once per member of every layer): locals, no helper calls
+        # on the common path, one slice per field.
+        read, what = self._stream.read, self._what
         long_name: str | None = None
         long_link: str | None = None
         pax: dict[str, str] = {}
         global_pax: dict[str, str] = {}
+        kinds, header_only, extended = _KIND_BY_FLAG, _HEADER_ONLY, _EXTENDED
         first = True
         while True:
-            header = self._stream.read(BLOCK)
-            if not header:
-                if first:
-                    raise ArchiveError(f"{self._what}: empty input, not a tar")
-                # A tar missing its end-of-archive blocks is tolerated (many writers omit them).
-                return
+            header = read(BLOCK)
             if len(header) != BLOCK:
-                raise ArchiveError(f"{self._what}: truncated tar (partial header at byte {self._pos})")
+                if not header and not first:
+                    return  # a tar missing its end-of-archive blocks is tolerated (many writers omit them)
+                if not header:
+                    raise ArchiveError(f"{what}: empty input, not a tar")
+                raise ArchiveError(f"{what}: truncated tar (partial header at byte {self._pos})")
             self._pos += BLOCK
-            if header == b"\0" * BLOCK:
+            if header == _ZERO_BLOCK:
                 return
-            if not _checksum_ok(header):
-                raise ArchiveError(f"{self._what}: not a tar or corrupt tar header at byte {self._pos - BLOCK}")
+            checksum = header[148:156]
+            try:
+                valid = _octal(checksum) == sum(header) - sum(checksum) + 256  # its own field counts as spaces
+                size_field = header[124:136]
+                size = _number(size_field) if size_field[0] & 0x80 else _octal(size_field)
+            except ArchiveError:
+                valid = False
+            if not valid:
+                raise ArchiveError(f"{what}: not a tar or corrupt tar header at byte {self._pos - BLOCK}")
             first = False
             flag = header[156:157]
-            size = _number(header[124:136])
-            if flag in (b"L", b"K", b"x", b"g"):
-                data = self.read_data(size)
+            if flag in extended:
+                self._extended(flag, self.read_data(size), pax, global_pax)
                 if flag == b"L":
-                    long_name = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
+                    long_name = pax.pop("\0name")
                 elif flag == b"K":
-                    long_link = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
-                elif flag == b"x":
-                    pax = _parse_pax(data)
-                else:
-                    global_pax.update(_parse_pax(data))
+                    long_link = pax.pop("\0link")
                 continue
-            name = _cstr(header[0:100])
+            name = header[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
             if header[345] and header[257:262] == b"ustar":
-                name = _cstr(header[345:500]) + "/" + name
-            link = _cstr(header[157:257]) if header[157] else ""
-            merged = {**global_pax, **pax} if global_pax else pax
-            name = long_name or merged.get("path", name)
-            link = long_link or merged.get("linkpath", link)
-            if "size" in merged:
-                size = int(merged["size"])
-            long_name = long_link = None
-            pax = {}
-            kind = _KIND_BY_FLAG.get(flag, Kind.OTHER)
-            # Links, directories, devices and fifos carry no data whatever their size field says.
-            data_size = 0 if flag in _HEADER_ONLY else size
+                name = header[345:500].split(b"\0", 1)[0].decode("utf-8", "surrogateescape") + "/" + name
+            link = header[157:257].split(b"\0", 1)[0].decode("utf-8", "surrogateescape") if header[157] else ""
+            if pax or global_pax or long_name or long_link:
+                name, link, size = self._apply_extended(name, link, size, long_name, long_link, pax, global_pax)
+                long_name = long_link = None
+                pax = {}
+            kind = kinds.get(flag, Kind.OTHER)
+            if name.startswith((".", "/")) or "/." in name or "//" in name:
+                path = normalize(name)
+            else:
+                path = "/" + name.rstrip("/")
             offset = self._pos
-            yield TarEntry(normalize(name), kind, size if kind == Kind.FILE else 0, link, offset)
+            yield TarEntry(path, kind, size if kind == Kind.FILE else 0, link, offset)
             if self._pos == offset:  # the consumer did not read the data: skip it
+                # links, directories, devices and fifos carry no data whatever their size field says
+                data_size = 0 if flag in header_only else size
                 self._skip(data_size + (-data_size % BLOCK))
+
+    @staticmethod
+    def _extended(flag: bytes, data: bytes, pax: dict[str, str], global_pax: dict[str, str]) -> None:
+        if flag == b"L":
+            pax["\0name"] = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
+        elif flag == b"K":
+            pax["\0link"] = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
+        elif flag == b"x":
+            pax.update(_parse_pax(data))
+        else:
+            global_pax.update(_parse_pax(data))
+
+    @staticmethod
+    def _apply_extended(
+        name: str,
+        link: str,
+        size: int,
+        long_name: str | None,
+        long_link: str | None,
+        pax: dict[str, str],
+        global_pax: dict[str, str],
+    ) -> tuple[str, str, int]:
+        merged = {**global_pax, **pax}
+        name = long_name or merged.get("path", name)
+        link = long_link or merged.get("linkpath", link)
+        return name, link, int(merged["size"]) if "size" in merged else size
