@@ -10,7 +10,7 @@ from __future__ import annotations
 import posixpath
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from layerscope.archive.tarstream import Kind
 from layerscope.catalogers import CATALOGERS, Package
@@ -89,7 +89,10 @@ class Attribution:
 def attribute(fs: FinalFS, rules: tuple[Rule, ...] = DEFAULT_RULES) -> Attribution:
     warnings: list[str] = []
     packages = [p for cataloger in CATALOGERS for p in cataloger.catalog(fs, warnings)]
+    # Once resolved, the listed paths are not needed; dropping them keeps one copy of each path.
     owned = [_owned_files(fs, package) for package in packages]
+    for entry in owned:
+        entry.package = replace(entry.package, files=())
     os_owner: dict[str, Package] = {}
     py_owner: dict[str, Package] = {}
     for entry in owned:

@@ -58,5 +58,6 @@ def inspect_image(image: OpenedImage, progress: Progress | None = None, top: int
         if progress:
             progress(index + 1, len(image.layers))
     figures = dive.figures([change.size for change in tree.changes])
+    del dive  # its tree of every path is not needed any more: let attribution reuse the memory
     result = report.image_report(image, scans, tree, layer_commands(image.config, len(scans)), figures, top)
     return Inspection(result, list(tree.paths))
