@@ -48,15 +48,14 @@ class Forked(Generic[T]):
         if self._inline is not None:
             fn, args = self._inline
             return fn(*args)
-        chunks = []
-        while chunk := os.read(self._fd, _CHUNK):
-            chunks.append(chunk)
-        os.close(self._fd)
+        # Unpickle straight from the pipe: the result never sits in memory twice.
+        with os.fdopen(self._fd, "rb", buffering=_CHUNK) as pipe:
+            try:
+                status, value = pickle.load(pipe)
+            except (EOFError, pickle.UnpicklingError):
+                status, value = "err", RuntimeError("a worker process died without a result")
         os.waitpid(self._pid, 0)
         self._pid = -1
-        if not chunks:
-            raise RuntimeError("a worker process died without a result")
-        status, value = pickle.loads(b"".join(chunks))
         if status == "ok":
             return value  # type: ignore[no-any-return]
         if isinstance(value, _Failure):
@@ -74,16 +73,15 @@ class Forked(Generic[T]):
 def _child(fn: Callable[..., Any], args: tuple[Any, ...], write_fd: int) -> None:
     try:
         try:
-            payload = pickle.dumps(("ok", fn(*args)), protocol=pickle.HIGHEST_PROTOCOL)
+            message: tuple[str, Any] = ("ok", fn(*args))
         except BaseException as exc:  # everything goes back to the parent, which decides
             try:
-                payload = pickle.dumps(("err", exc))
-                pickle.loads(payload)
+                pickle.loads(pickle.dumps(exc))
+                message = ("err", exc)
             except Exception:
-                payload = pickle.dumps(("err", _Failure(traceback.format_exc())))
-        view = memoryview(payload)
-        while view:
-            written = os.write(write_fd, view[:_CHUNK])
-            view = view[written:]
+                message = ("err", _Failure(traceback.format_exc()))
+        # Pickle straight into the pipe: the result never sits in memory twice.
+        with os.fdopen(write_fd, "wb", buffering=_CHUNK) as pipe:
+            pickle.dump(message, pipe, protocol=pickle.HIGHEST_PROTOCOL)
     finally:
         os._exit(0)
