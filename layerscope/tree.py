@@ -12,7 +12,6 @@ Every byte a layer adds ends up either visible in the final filesystem, or recor
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from layerscope.archive.tarstream import Kind, TarEntry
@@ -128,17 +127,6 @@ class UnionTree:
             resolved.append(part)
             node = child
         return "/" + "/".join(resolved), node
-
-    def walk(self) -> Iterator[tuple[str, Node]]:
-        """Every path of the final filesystem (root excluded), parents before children."""
-        stack: list[tuple[str, Node]] = [("", self.root)]
-        while stack:
-            prefix, node = stack.pop()
-            for name, child in (node.children or {}).items():
-                path = f"{prefix}/{name}"
-                yield path, child
-                if child.children:
-                    stack.append((path, child))
 
     # -- mutations -----------------------------------------------------------------------------
 

@@ -173,10 +173,3 @@ class DiveAccumulator:
         user_size = sum(layer_sizes[1:])
         fraction = wasted / user_size if user_size else 0.0
         return DiveFigures(efficiency=efficiency, wasted_bytes=wasted, user_wasted_fraction=fraction)
-
-
-def dive_figures(layers: list[list[TarEntry]], layer_sizes: list[int]) -> DiveFigures:
-    accumulator = DiveAccumulator()
-    for entries in layers:
-        accumulator.add_layer(entries)
-    return accumulator.figures(layer_sizes)

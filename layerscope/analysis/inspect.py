@@ -39,10 +39,6 @@ class Inspection:
     paths: list[str]  # every path of the final filesystem (directories and links included)
 
 
-def build_report(image: OpenedImage, progress: Progress | None = None, top: int = 20) -> ImageReport:
-    return inspect_image(image, progress, top).report
-
-
 def inspect_image(image: OpenedImage, progress: Progress | None = None, top: int = 20) -> Inspection:
     scanner = LayerScanner(image.layers, capture=wanted)
     from layerscope.analysis import report  # heavy imports, while the first layers are being read

@@ -26,7 +26,7 @@ class FileWindow(io.RawIOBase):
     """A read-only, seekable view of `length` bytes at `start` in an open file.
 
     Reads use os.pread, so several windows over the same descriptor can be read from different
-    threads at once (layers of one archive decompressed in parallel).
+    workers at once (layers of one archive read in parallel).
     """
 
     def __init__(self, fd: int, start: int, length: int) -> None:
