@@ -42,6 +42,9 @@ class PackageReport(_Frozen):
     claimed_size: int | None = Field(default=None, description="Installed size its database states")
     location: str = Field(default="", description="Database or dist-info folder it was read from")
     categories: dict[str, int] = Field(default_factory=dict, description="Its bytes per category")
+    python_split: dict[str, int] | None = Field(
+        default=None, description="Python distributions: bytes of py, pyc, native (.so/.pyd) and data files"
+    )
 
 
 class CategoryReport(_Frozen):

@@ -40,6 +40,7 @@ PY_FILES = {  # path -> (size, in RECORD)
     f"{SITE}/requests/compat.py": (100, False),  # in the distribution's folder, not in RECORD
     f"{SITE}/requests/__pycache__/compat.cpython-311.pyc": (80, False),  # compileall after install
     f"{SITE}/requests/__pycache__/api.cpython-39.pyc": (333, False),  # another interpreter's bytecode
+    f"{SITE}/requests/_speedups.cpython-311-x86_64-linux-gnu.so": (2_500, True),  # a native extension
 }
 TARGET = "/var/task/python"  # pip install --target
 REQUESTS_METADATA = b"Metadata-Version: 2.1\nName: requests\nVersion: 2.31.0\n"
@@ -152,6 +153,12 @@ def test_python_distributions(report: dict[str, Any]) -> None:
     record = len(_record(SITE, [p for p, (_, listed) in PY_FILES.items() if listed], "requests-2.31.0.dist-info"))
     # every file in the folder belongs, listed or not, and the dist-info files too
     assert dists["requests"]["size"] == sum(size for size, _ in PY_FILES.values()) + metadata + record
+    assert dists["requests"]["python_split"] == {
+        "py": sum(s for p, (s, _) in PY_FILES.items() if p.endswith(".py")),
+        "pyc": sum(s for p, (s, _) in PY_FILES.items() if p.endswith(".pyc")),
+        "native": sum(s for p, (s, _) in PY_FILES.items() if p.endswith(".so")),
+        "data": metadata + record,
+    }
     assert dists["attrs"]["location"] == f"{TARGET}/attrs-23.1.0.dist-info"
     assert dists["oldpkg"]["size"] == 0
 

@@ -8,6 +8,7 @@ counts every file it owns, while categories count each file once.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -74,6 +75,13 @@ class Attribution:
             totals[rule.category] += facts.size
         return dict(sorted(totals.items()))
 
+    def python_split(self, owned: Owned) -> dict[str, int]:
+        """A Python distribution's bytes by kind: source, bytecode, native extensions, data."""
+        split = dict.fromkeys(("py", "pyc", "native", "data"), 0)
+        for path in owned.paths:
+            split[_python_kind(path)] += self.files[path][0].size
+        return split
+
     def category_totals(self) -> list[tuple[str, int, int, dict[str, int]]]:
         sizes: dict[str, int] = dict.fromkeys(CATEGORIES, 0)
         counts: dict[str, int] = dict.fromkeys(CATEGORIES, 0)
@@ -84,6 +92,17 @@ class Attribution:
             by_rule[rule.category][rule.name] += facts.size
         ordered = {c: dict(sorted(by_rule[c].items(), key=lambda kv: (-kv[1], kv[0]))) for c in CATEGORIES}
         return [(c, sizes[c], counts[c], ordered[c]) for c in CATEGORIES]
+
+
+_NATIVE = re.compile(r"\.(?:so|pyd|dylib)(?:\.[\d.]+)?$")
+
+
+def _python_kind(path: str) -> str:
+    if path.endswith(".py"):
+        return "py"
+    if path.endswith(".pyc"):
+        return "pyc"
+    return "native" if _NATIVE.search(path) else "data"
 
 
 def attribute(fs: FinalFS, rules: tuple[Rule, ...] = DEFAULT_RULES) -> Attribution:

@@ -83,6 +83,7 @@ def _packages(attribution: Attribution) -> list[PackageReport]:
             claimed_size=o.package.claimed_size,
             location=o.package.location,
             categories=attribution.package_categories(o),
+            python_split=attribution.python_split(o) if o.package.type == "python" else None,
         )
         for o in attribution.packages
     ]
