@@ -29,7 +29,7 @@ class _Failure:
 class Forked(Generic[T]):
     """`fn(*args)` running in a child process; `result()` waits for it and returns or raises."""
 
-    def __init__(self, fn: Callable[..., T], *args: Any) -> None:
+    def __init__(self, fn: Callable[..., T], *args: Any, nice: int = 0) -> None:
         self._pid = -1
         self._fd = -1
         self._inline: tuple[Callable[..., T], tuple[Any, ...]] | None = None
@@ -40,6 +40,8 @@ class Forked(Generic[T]):
         pid = os.fork()
         if pid == 0:  # the child: compute, send, and leave without running the parent's cleanup
             os.close(read_fd)
+            if nice:
+                os.nice(nice)
             _child(fn, args, write_fd)
         os.close(write_fd)
         self._pid, self._fd = pid, read_fd

@@ -13,6 +13,7 @@ from layerscope.parallel import Forked
 from layerscope.sources.base import LayerBlob
 
 MAX_CAPTURE = 256 << 20
+_BACKGROUND_NICE = 5
 Capture = Callable[[str], bool]
 
 
@@ -67,6 +68,10 @@ class LayerScanner:
         self._workers = workers or os.cpu_count() or 1
         self._waiting = set(range(len(self._blobs)))
         self._running: dict[int, Forked[LayerScan]] = {}
+        # The biggest layer is the critical path: the others run at a lower priority so that it,
+        # and the caller stacking finished layers, get the cores first.
+        sizes = [b.stored_size for b in self._blobs]
+        self._critical = sizes.index(max(sizes)) if sizes else -1
         self._fill(0)
 
     def _fill(self, needed: int) -> None:
@@ -76,7 +81,8 @@ class LayerScanner:
             else:
                 index = max(self._waiting, key=lambda i: (self._blobs[i].stored_size, -i))
             self._waiting.discard(index)
-            self._running[index] = Forked(scan_layer, self._blobs[index], self._capture)
+            nice = 0 if index == self._critical else _BACKGROUND_NICE
+            self._running[index] = Forked(scan_layer, self._blobs[index], self._capture, nice=nice)
 
     def __iter__(self) -> Iterator[LayerScan]:
         try:
