@@ -142,9 +142,11 @@ def test_dive_agrees_on_the_engine_image(
 
 
 SLIM = "layerscope-test/story:slim"
+# Another file name than the story's /keep.txt (same size): were both images built within the same
+# second, identical layer tars would share a diff_id and the layer-sharing figures would be wrong.
 SLIM_DOCKERFILE = f"""
 FROM {BASE}
-RUN echo -n '{KEEP.strip()}' > /keep.txt && echo >> /keep.txt
+RUN echo -n '{KEEP.strip()}' > /slim-keep.txt && echo >> /slim-keep.txt
 """
 
 
