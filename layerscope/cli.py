@@ -33,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from layerscope.render.names import DIFF_FORMATS, FORMATS
+    from layerscope.formats import DIFF_FORMATS, FORMATS
 
     parser = _Parser(prog="layerscope", description="What is inside a container image, and why it is big.")
     parser.add_argument("--version", action="version", version=f"layerscope {__version__}")
@@ -143,7 +143,7 @@ def _check_format(name: str, choices: tuple[str, ...]) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> Exit:
-    from layerscope.render.names import FORMATS
+    from layerscope.formats import FORMATS
 
     _check_format(args.format, FORMATS)  # before any heavy work: a typo must not cost a 2 GB read
     if args.top < 0:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from layerscope import formats as names
 from layerscope.errors import UsageError
 from layerscope.model import DiffReport, ImageReport
-from layerscope.render import diff_text, json_out, names, table
+from layerscope.render import diff_text, json_out, table
 from layerscope.render.options import RenderOptions
 
 __all__ = ["DIFF_RENDERERS", "RENDERERS", "RenderOptions", "diff_renderer", "renderer"]
@@ -16,7 +17,7 @@ T = TypeVar("T")
 Renderer = Callable[[ImageReport, RenderOptions], str]
 DiffRenderer = Callable[[DiffReport, RenderOptions], str]
 
-# The names live in render.names too, so the CLI can check --format before importing any renderer.
+# The names live in layerscope.formats too, so the CLI can check --format before importing any renderer.
 RENDERERS: dict[str, Renderer] = {
     "table": table.render,
     "json": json_out.render,
