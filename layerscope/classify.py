@@ -25,16 +25,28 @@ CATEGORIES = (
 OS_TYPES = frozenset({"deb", "rpm", "apk"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FileFacts:
+    """One regular file of the final filesystem, its owners, and the rule that placed it."""
+
     path: str
     size: int
     os_owner: Package | None
     py_owner: Package | None
+    rule: Rule | None = None  # set once, by the classifier
 
     @property
     def owned(self) -> bool:
         return self.os_owner is not None or self.py_owner is not None
+
+    @property
+    def placed_by(self) -> Rule:
+        assert self.rule is not None, "classified files only"
+        return self.rule
+
+    @property
+    def category(self) -> str:
+        return self.placed_by.category
 
 
 def _globs(patterns: tuple[str, ...]) -> re.Pattern[str] | None:

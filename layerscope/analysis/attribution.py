@@ -65,28 +65,29 @@ class Owned:
 @dataclass
 class Attribution:
     packages: list[Owned]
-    files: dict[str, tuple[FileFacts, Rule]]  # canonical path -> facts, rule that placed it
+    files: dict[str, FileFacts]  # canonical path -> facts, with the rule that placed it
     warnings: list[str]
 
     def package_categories(self, owned: Owned) -> dict[str, int]:
         totals: dict[str, int] = defaultdict(int)
         for path in owned.paths:
-            facts, rule = self.files[path]
-            totals[rule.category] += facts.size
+            facts = self.files[path]
+            totals[facts.category] += facts.size
         return dict(sorted(totals.items()))
 
     def python_split(self, owned: Owned) -> dict[str, int]:
         """A Python distribution's bytes by kind: source, bytecode, native extensions, data."""
         split = dict.fromkeys(("py", "pyc", "native", "data"), 0)
         for path in owned.paths:
-            split[_python_kind(path)] += self.files[path][0].size
+            split[_python_kind(path)] += self.files[path].size
         return split
 
     def category_totals(self) -> list[tuple[str, int, int, dict[str, int]]]:
         sizes: dict[str, int] = dict.fromkeys(CATEGORIES, 0)
         counts: dict[str, int] = dict.fromkeys(CATEGORIES, 0)
         by_rule: dict[str, dict[str, int]] = {c: defaultdict(int) for c in CATEGORIES}
-        for facts, rule in self.files.values():
+        for facts in self.files.values():
+            rule = facts.placed_by
             sizes[rule.category] += facts.size
             counts[rule.category] += 1
             by_rule[rule.category][rule.name] += facts.size
@@ -119,11 +120,12 @@ def attribute(fs: FinalFS, rules: tuple[Rule, ...] = DEFAULT_RULES) -> Attributi
         for path in entry.paths:
             target.setdefault(path, entry.package)
     _claim_python_leftovers(fs, owned, py_owner)
-    files: dict[str, tuple[FileFacts, Rule]] = {}
+    files: dict[str, FileFacts] = {}
     classify = Classifier(rules)
     for path, node in fs.regular_files():
         facts = FileFacts(path, node.size, os_owner.get(path), py_owner.get(path))
-        files[path] = (facts, classify(facts))
+        facts.rule = classify(facts)
+        files[path] = facts
     return Attribution(packages=owned, files=files, warnings=warnings)
 
 

@@ -43,10 +43,10 @@ def _top(groups: dict[str, int], limit: int = EVIDENCE_LIMIT) -> list[str]:
 
 
 def _category_files(ctx: Context, category: str) -> Iterable[tuple[str, int, str, str | None]]:
-    for path, (facts, rule) in ctx.attribution.files.items():
-        if rule.category == category:
+    for path, facts in ctx.attribution.files.items():
+        if facts.category == category:
             owner = facts.os_owner or facts.py_owner
-            yield path, facts.size, rule.name, owner.name if owner else None
+            yield path, facts.size, facts.placed_by.name, owner.name if owner else None
 
 
 class BuildToolsPresent:
@@ -208,8 +208,8 @@ class LargeUnownedFiles:
         large = sorted(
             (
                 (facts.size, path)
-                for path, (facts, rule) in ctx.attribution.files.items()
-                if not facts.owned and facts.size >= LARGE_FILE and rule.category not in ("caches", "build-toolchain")
+                for path, facts in ctx.attribution.files.items()
+                if not facts.owned and facts.size >= LARGE_FILE and facts.category not in ("caches", "build-toolchain")
             ),
             reverse=True,
         )

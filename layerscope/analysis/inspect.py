@@ -1,7 +1,4 @@
-"""Build an ImageReport from an opened image: walk the layers, stack them, measure.
-
-pydantic and the report models are imported only once the layer scan has started, so their import
-time overlaps with reading the layers."""
+"""Build an ImageReport from an opened image: walk the layers, stack them, measure."""
 
 from __future__ import annotations
 
@@ -41,8 +38,6 @@ class Inspection:
 
 def inspect_image(image: OpenedImage, progress: Progress | None = None, top: int = 20) -> Inspection:
     scanner = LayerScanner(image.layers, capture=wanted)
-    from layerscope.analysis import report  # heavy imports, while the first layers are being read
-
     tree = UnionTree()
     dive = DiveAccumulator()
     scans: list[LayerScan] = []
@@ -55,5 +50,8 @@ def inspect_image(image: OpenedImage, progress: Progress | None = None, top: int
             progress(index + 1, len(image.layers))
     figures = dive.figures([change.size for change in tree.changes])
     del dive  # its tree of every path is not needed any more: let attribution reuse the memory
+    # pydantic and the report models cost ~20 MB: imported only now, when the workers are gone
+    from layerscope.analysis import report
+
     result = report.image_report(image, scans, tree, layer_commands(image.config, len(scans)), figures, top)
     return Inspection(result, list(tree.paths))

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from layerscope.archive.tarstream import Kind
 from layerscope.tree import UnionTree
+
+
+class Sized(Protocol):
+    @property
+    def size(self) -> int: ...
+
 
 _INTERPRETER = re.compile(r"/bin/python(\d)\.(\d+)$")
 _PREFERRED = ("/var/lang/bin/python3", "/usr/local/bin/python3", "/usr/bin/python3", "/bin/python3")
@@ -32,7 +40,7 @@ class PythonFacts:
         return self.covered / self.source_files if self.source_files else 1.0
 
 
-def interpreter_version(tree: UnionTree, paths: list[str]) -> str | None:
+def interpreter_version(tree: UnionTree, paths: Iterable[str]) -> str | None:
     """X.Y of the interpreter `python3` runs; else the newest pythonX.Y binary in the image."""
     for link in _PREFERRED:
         found = tree.resolve(link, follow_last=True)
@@ -42,14 +50,15 @@ def interpreter_version(tree: UnionTree, paths: list[str]) -> str | None:
     return f"{versions[-1][0]}.{versions[-1][1]}" if versions else None
 
 
-def python_facts(tree: UnionTree, files: dict[str, int], candidates: list[str]) -> PythonFacts:
-    """`files`: every regular file of the final filesystem and its size; `candidates`: paths of
+def python_facts(tree: UnionTree, files: Mapping[str, Sized], candidates: Iterable[str]) -> PythonFacts:
+    """`files`: every regular file of the final filesystem, with its size; `candidates`: paths of
     every non-directory (interpreters are often symlinks)."""
     facts = PythonFacts(version=interpreter_version(tree, candidates))
     tag = facts.tag
     if tag is None:
         return facts
-    for path, size in files.items():
+    for path, item in files.items():
+        size = item.size
         if path.endswith(".py"):
             facts.source_files += 1
             folder, _, name = path.rpartition("/")

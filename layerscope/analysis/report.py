@@ -28,8 +28,8 @@ def image_report(
     attribution = attribute(fs)
     python = python_facts(
         tree,
-        {path: facts.size for path, (facts, _) in attribution.files.items()},
-        [path for path, node in fs.index.items() if node.kind in (Kind.FILE, Kind.SYMLINK)],
+        attribution.files,
+        (path for path, node in fs.index.items() if node.kind in (Kind.FILE, Kind.SYMLINK)),
     )
     findings = evaluate_findings(Context(attribution, python, tree.removed, commands))
     layers = [
