@@ -12,9 +12,10 @@ Every byte a layer adds ends up either visible in the final filesystem, or recor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from layerscope.archive.tarstream import Kind, TarEntry
+from layerscope.archive.tarstream import Entry, Kind
 
 WHITEOUT = ".wh."
 _MAX_SYMLINKS = 40
@@ -69,20 +70,21 @@ class UnionTree:
     # every path of the union so far, kept up to date as layers apply (cheaper than walking later)
     paths: dict[str, Node] = field(default_factory=dict, repr=False)
 
-    def apply(self, entries: list[TarEntry]) -> LayerChange:
-        """Stack one more layer on top."""
+    def apply(self, entries: Sequence[Entry]) -> LayerChange:
+        """Stack one more layer on top. Entries are TarEntry or plain tuples of the same fields
+        (workers send plain tuples: they cross the process boundary several times faster)."""
         layer = len(self.changes)
         change = LayerChange()
         self.changes.append(change)
+        for path, *_ in entries:
+            if path.endswith(OPAQUE) and path.rsplit("/", 1)[-1] == OPAQUE:
+                self._make_opaque(path.rsplit("/", 1)[0] or "/", layer, change)
         for entry in entries:
-            if entry.path.rsplit("/", 1)[-1] == OPAQUE:
-                self._make_opaque(entry.path.rsplit("/", 1)[0] or "/", layer, change)
-        for entry in entries:
-            name = entry.path.rsplit("/", 1)[-1]
+            name = entry[0].rsplit("/", 1)[-1]
             if name == OPAQUE:
                 continue
             if name.startswith(WHITEOUT):
-                parent = entry.path.rsplit("/", 1)[0]
+                parent = entry[0].rsplit("/", 1)[0]
                 self._delete(f"{parent}/{name[len(WHITEOUT) :]}", layer, change, "deleted")
                 continue
             self._add(entry, layer, change)
@@ -187,33 +189,34 @@ class UnionTree:
             node = child
         return node
 
-    def _add(self, entry: TarEntry, layer: int, change: LayerChange) -> None:
-        if entry.path == "/":
+    def _add(self, entry: Entry, layer: int, change: LayerChange) -> None:
+        path, kind, size, link, _ = entry
+        if path == "/":
             return
-        if entry.kind != Kind.DIR:
+        if kind != Kind.DIR:
             change.files += 1
-        change.size += entry.size
-        parent = self._parent_dir(entry.path, layer, change)
+        change.size += size
+        parent = self._parent_dir(path, layer, change)
         assert parent.children is not None
-        name = entry.path.rsplit("/", 1)[-1]
+        name = path.rsplit("/", 1)[-1]
         old = parent.children.get(name)
         if old is None:
-            parent.children[name] = self.paths[entry.path] = Node(entry.kind, entry.size, layer, entry.link)
-            change.added_bytes += entry.size
+            parent.children[name] = self.paths[path] = Node(kind, size, layer, link)
+            change.added_bytes += size
             return
-        change.modified_bytes += entry.size
+        change.modified_bytes += size
         if old.layer != layer:
             old.modified_in = [*(old.modified_in or []), layer]
-        if entry.kind == Kind.DIR and old.kind == Kind.DIR:
+        if kind == Kind.DIR and old.kind == Kind.DIR:
             old.layer = layer
             return
         if old.kind == Kind.FILE:
-            self.removed.append(RemovedFile(entry.path, old.size, old.layer, layer, "overwritten"))
+            self.removed.append(RemovedFile(path, old.size, old.layer, layer, "overwritten"))
         elif old.children:
             for child_name, child in old.children.items():
-                self._record_removal(f"{entry.path}/{child_name}", child, layer, change, "overwritten")
-        old.kind, old.size, old.link, old.layer = entry.kind, entry.size, entry.link, layer
-        old.children = {} if entry.kind == Kind.DIR else None
+                self._record_removal(f"{path}/{child_name}", child, layer, change, "overwritten")
+        old.kind, old.size, old.link, old.layer = kind, size, link, layer
+        old.children = {} if kind == Kind.DIR else None
         self._dirs.clear()
 
 

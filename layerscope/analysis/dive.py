@@ -16,9 +16,10 @@ We reproduce this so a user can compare with dive one-for-one; the README says w
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from layerscope.archive.tarstream import Kind, TarEntry
+from layerscope.archive.tarstream import Entry, Kind
 
 _WHITEOUT = ".wh."
 _DOUBLE_WHITEOUT = ".wh..wh.."
@@ -82,11 +83,11 @@ def _get(root: _DNode, parts: list[str]) -> _DNode | None:
     return node
 
 
-def _layer_tree(entries: list[TarEntry]) -> _DNode:
+def _layer_tree(entries: Sequence[Entry]) -> _DNode:
     root = _DNode()
-    for entry in entries:
-        parts = [p for p in entry.path.split("/") if p]
-        _add_path(root, parts, entry.size, entry.kind == Kind.DIR, entry.path)
+    for path, kind, size, _, _ in entries:
+        parts = [p for p in path.split("/") if p]
+        _add_path(root, parts, size, kind == Kind.DIR, path)
     return root
 
 
@@ -134,7 +135,7 @@ class DiveAccumulator:
         self._stats: dict[str, list[int]] = {}
         self._stacked: _DNode | None = None
 
-    def add_layer(self, entries: list[TarEntry]) -> None:
+    def add_layer(self, entries: Sequence[Entry]) -> None:
         tree = _layer_tree(entries)
         below = tree if self._stacked is None else self._stacked
         with contextlib.suppress(_AbortLayer):

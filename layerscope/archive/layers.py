@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from layerscope.archive.blobs import Compression, decompressed
-from layerscope.archive.tarstream import Kind, TarEntry, TarReader
+from layerscope.archive.tarstream import Entry, Kind, TarReader
 from layerscope.errors import ArchiveError
 from layerscope.parallel import Forked
 from layerscope.sources.base import LayerBlob
@@ -21,7 +21,7 @@ Capture = Callable[[str], bool]
 class LayerScan:
     """What one layer's tar holds, in tar order, plus the content of the files asked for."""
 
-    entries: list[TarEntry]
+    entries: list[Entry]  # plain tuples: pickled and unpickled in C, several times faster
     compression: Compression
     stored_size: int
     contents: dict[str, bytes] = field(default_factory=dict)
@@ -34,13 +34,13 @@ def _never(path: str) -> bool:
 def scan_layer(blob: LayerBlob, capture: Capture = _never) -> LayerScan:
     raw = blob.open()
     contents: dict[str, bytes] = {}
-    entries: list[TarEntry] = []
+    entries: list[Entry] = []
     try:
         with decompressed(raw, blob.name) as (stream, compression):
             seekable = compression is Compression.NONE
             reader = TarReader(stream, blob.name, seekable=seekable)
             for entry in reader:
-                entries.append(entry)
+                entries.append(tuple(entry))  # type: ignore[arg-type]
                 if entry.kind == Kind.FILE and entry.size <= MAX_CAPTURE and capture(entry.path):
                     contents[entry.path] = reader.read_data(entry.size)
             if seekable and stream.tell() > blob.stored_size:

@@ -39,6 +39,9 @@ class TarEntry(NamedTuple):
     offset: int  # offset of the member's data inside the tar stream
 
 
+# A TarEntry, or a plain tuple of the same fields (path, kind, size, link, offset).
+Entry = tuple[str, Kind, int, str, int]
+
 _KIND_BY_FLAG = {
     b"0": Kind.FILE,
     b"\0": Kind.FILE,
