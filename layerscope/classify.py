@@ -304,25 +304,19 @@ class Classifier:
         self._first: dict[tuple[object, ...], int] = {}
 
     def __call__(self, facts: FileFacts) -> Rule:
-        folder, _, name = facts.path.rpartition("/")
-        dot = name.rfind(".")
-        owner = facts.os_owner
-        key = (
-            folder,
-            name[dot:] if dot >= 0 else "",
-            owner.name if owner else None,
-            owner.type if owner else None,
-            facts.py_owner is not None,
-        )
+        path = facts.path
+        slash = path.rfind("/")
+        dot = path.rfind(".", slash)
+        # owner identity stands for its name and type; the extension is what suffix rules can see
+        key = (path[:slash], path[dot:] if dot > 0 else "", id(facts.os_owner), facts.py_owner is None)
+        rules = self._rules
         first = self._first.get(key)
         if first is None:
-            first = next((i for i in self._folder_rules if self._rules[i].matches(facts)), len(self._rules))
+            first = next((i for i in self._folder_rules if rules[i].matches(facts)), len(rules))
             self._first[key] = first
         for i in self._file_rules:
             if i >= first:
                 break
-            if self._rules[i].matches(facts):
-                return self._rules[i]
-        if first == len(self._rules):
-            return classify(facts, self._rules)
-        return self._rules[first]
+            if rules[i].matches(facts):
+                return rules[i]
+        return rules[first] if first < len(rules) else classify(facts, rules)
