@@ -15,6 +15,8 @@ Corpus: the archives given on the command line; else the lambda-geo pair when it
 into bench/out/. dive 0.13 reads both `docker save` and OCI archives with `--source docker-archive`;
 should it refuse one, it is timed on the `docker save` twin of the same image and the table says so.
 
+Each run starts from a warm page cache (the archive is read once just before), for both tools.
+
 Usage: python bench/bench.py [ARCHIVE ...] [--repeat N]
 """
 
@@ -78,8 +80,19 @@ def measure(command: list[str]) -> Run:
     return Run(elapsed, peak / 1024)
 
 
-def best(command: list[str], repeat: int) -> Run:
-    runs = [measure(command) for _ in range(repeat)]
+def warm(path: Path) -> None:
+    """Read the archive once so both tools start from the same, cached state (this machine's
+    memory manager evicts cold pages of multi-GB files between runs, which made timings noisy)."""
+    with open(path, "rb") as handle:
+        while handle.read(16 << 20):
+            pass
+
+
+def best(command: list[str], repeat: int, archive: Path) -> Run:
+    runs = []
+    for _ in range(repeat):
+        warm(archive)
+        runs.append(measure(command))
     return min(runs, key=lambda r: r.seconds)
 
 
@@ -123,13 +136,13 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for archive in corpus(args.archives):
-            ours = best(layerscope_command(archive), args.repeat)
+            ours = best(layerscope_command(archive), args.repeat, archive)
             twin = archive
             try:
-                theirs = best(dive_command(archive, Path(tmp) / "dive.json"), args.repeat)
+                theirs = best(dive_command(archive, Path(tmp) / "dive.json"), args.repeat, archive)
             except RuntimeError:
                 twin = docker_save_twin(archive)
-                theirs = best(dive_command(twin, Path(tmp) / "dive.json"), args.repeat)
+                theirs = best(dive_command(twin, Path(tmp) / "dive.json"), args.repeat, twin)
             rows.append((archive, twin, ours, theirs))
     print(f"{'archive':<34} {'size':>8} {'layerscope':>18} {'dive':>18} {'time ratio':>11} {'mem ratio':>10}")
     for archive, twin, ours, theirs in rows:
