@@ -73,3 +73,12 @@ class Threshold:
             return saved * 100 * 10**6 >= int(Decimal(self.text[:-1]) * 10**6) * old
         assert self.bytes is not None
         return saved >= self.bytes
+
+
+def short_command(text: str | None, width: int = 60, unknown: str = "(unknown)") -> str:
+    """A layer's history command as people read it: shell prefix and `#(nop)` dropped, blanks
+    collapsed, cut to `width` characters."""
+    if not text or not text.strip():
+        return unknown
+    text = " ".join(text.split()).removeprefix("/bin/sh -c ").removeprefix("#(nop) ").strip()
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -13,6 +13,7 @@ from layerscope.analysis.attribution import Attribution
 from layerscope.analysis.pythonenv import PythonFacts
 from layerscope.model import Finding
 from layerscope.tree import RemovedFile
+from layerscope.units import short_command
 from layerscope.units import size as human
 
 EVIDENCE_LIMIT = 15
@@ -195,10 +196,7 @@ class DeletedInLaterLayer:
     @staticmethod
     def _command(ctx: Context, index: int) -> str:
         command = ctx.commands[index] if index < len(ctx.commands) else None
-        if not command:
-            return "command unknown"
-        text = " ".join(command.split()).removeprefix("/bin/sh -c ").removeprefix("#(nop) ")
-        return text if len(text) <= 50 else text[:49] + "…"
+        return short_command(command, 50, unknown="command unknown")
 
 
 class LargeUnownedFiles:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from layerscope.model import DiffReport, PackageChange
-from layerscope.units import UNITS_NOTE, percent, size
+from layerscope.units import UNITS_NOTE, percent, short_command, size
 
 _TYPES = ("deb", "rpm", "apk", "python")
 _LIMIT = 15
@@ -128,20 +128,13 @@ def packages(report: DiffReport) -> list[Section]:
     return sections
 
 
-def _command(text: str | None) -> str:
-    if not text:
-        return "(unknown)"
-    text = " ".join(text.split()).removeprefix("/bin/sh -c ").removeprefix("#(nop) ")
-    return text if len(text) <= _COMMAND_WIDTH else text[: _COMMAND_WIDTH - 1] + "…"
-
-
 def layers(report: DiffReport) -> Section:
     rows = [
-        ("old", str(x.index), size(x.size), "shared" if x.shared else "", _command(x.created_by))
+        ("old", str(x.index), size(x.size), "shared" if x.shared else "", short_command(x.created_by, _COMMAND_WIDTH))
         for x in report.layers_old
     ]
     rows += [
-        ("new", str(x.index), size(x.size), "shared" if x.shared else "", _command(x.created_by))
+        ("new", str(x.index), size(x.size), "shared" if x.shared else "", short_command(x.created_by, _COMMAND_WIDTH))
         for x in report.layers_new
     ]
     note = (

@@ -6,7 +6,7 @@ from tabulate import tabulate
 
 from layerscope.model import ImageReport
 from layerscope.render.options import RenderOptions
-from layerscope.units import UNITS_NOTE, percent, size
+from layerscope.units import UNITS_NOTE, percent, short_command, size
 
 _COMMAND_WIDTH = 60
 _PATH_WIDTH = 90
@@ -20,13 +20,6 @@ def _path(text: str) -> str:
         return text
     half = (_PATH_WIDTH - 1) // 2
     return text[:half] + "…" + text[-half:]
-
-
-def _command(text: str | None) -> str:
-    if text is None:
-        return "(unknown)"
-    text = " ".join(text.split()).removeprefix("/bin/sh -c ").removeprefix("#(nop) ").strip()
-    return text if len(text) <= _COMMAND_WIDTH else text[: _COMMAND_WIDTH - 1] + "…"
 
 
 def _summary(report: ImageReport) -> list[str]:
@@ -117,7 +110,7 @@ def _layers(report: ImageReport) -> list[str]:
             size(layer.compressed_size),
             f"{layer.files:,}",
             size(layer.deleted_bytes) if layer.deleted_bytes else "",
-            _command(layer.created_by),
+            short_command(layer.created_by, _COMMAND_WIDTH),
         )
         for layer in report.layers
     ]
