@@ -37,7 +37,7 @@ class Inspection:
 
 
 def inspect_image(image: OpenedImage, progress: Progress | None = None, top: int = 20) -> Inspection:
-    scanner = LayerScanner(image.layers, capture=wanted)
+    scanner = image.stream_scan(wanted) if image.stream_scan else LayerScanner(image.layers, capture=wanted)
     tree = UnionTree()
     dive = DiveAccumulator()
     scans: list[LayerScan] = []

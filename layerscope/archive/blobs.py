@@ -141,14 +141,16 @@ def _zstd_reader(raw: BinaryIO) -> BinaryIO:
 
 
 @contextmanager
-def decompressed(raw: BinaryIO, what: str) -> Iterator[tuple[BinaryIO, Compression]]:
-    """Yield the uncompressed stream of a blob and its sniffed compression.
+def decompressed(raw: BinaryIO, what: str, kind: Compression | None = None) -> Iterator[tuple[BinaryIO, Compression]]:
+    """Yield the uncompressed stream of a blob and its compression, sniffed from its first bytes
+    unless the caller (reading a stream that cannot rewind) sniffed it already.
 
     Decoder failures (truncated or corrupt data) surface as ArchiveError naming `what`.
     """
-    head = raw.read(4)
-    raw.seek(0)
-    kind = sniff(head)
+    if kind is None:
+        head = raw.read(4)
+        raw.seek(0)
+        kind = sniff(head)
     if kind is Compression.NONE:
         yield raw, kind
         return

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, BinaryIO
 
 from layerscope.archive.blobs import Compression, decompressed
 from layerscope.archive.tarstream import Entry, Kind, TarReader
 from layerscope.errors import ArchiveError
 from layerscope.parallel import Forked
-from layerscope.sources.base import LayerBlob
+
+if TYPE_CHECKING:
+    from layerscope.sources.base import LayerBlob
 
 MAX_CAPTURE = 256 << 20
 _BACKGROUND_NICE = 5
@@ -33,21 +36,30 @@ def _never(path: str) -> bool:
 
 def scan_layer(blob: LayerBlob, capture: Capture = _never) -> LayerScan:
     raw = blob.open()
-    contents: dict[str, bytes] = {}
-    entries: list[Entry] = []
     try:
         with decompressed(raw, blob.name) as (stream, compression):
             seekable = compression is Compression.NONE
-            reader = TarReader(stream, blob.name, seekable=seekable)
-            for entry in reader:
-                entries.append(tuple(entry))  # type: ignore[arg-type]
-                if entry.kind == Kind.FILE and entry.size <= MAX_CAPTURE and capture(entry.path):
-                    contents[entry.path] = reader.read_data(entry.size)
-            if seekable and stream.tell() > blob.stored_size:
+            entries, contents, end = read_entries(stream, blob.name, seekable, capture)
+            if seekable and end > blob.stored_size:
                 raise ArchiveError(f"{blob.name}: truncated tar (last member runs past the end of the blob)")
     finally:
         raw.close()
     return LayerScan(entries=entries, compression=compression, stored_size=blob.stored_size, contents=contents)
+
+
+def read_entries(
+    stream: BinaryIO, what: str, seekable: bool, capture: Capture
+) -> tuple[list[Entry], dict[str, bytes], int]:
+    """The entries of one layer tar, the content of the files `capture` asks for, and where the
+    tar ended in the stream."""
+    contents: dict[str, bytes] = {}
+    entries: list[Entry] = []
+    reader = TarReader(stream, what, seekable=seekable)
+    for entry in reader:
+        entries.append(tuple(entry))  # type: ignore[arg-type]
+        if entry.kind == Kind.FILE and entry.size <= MAX_CAPTURE and capture(entry.path):
+            contents[entry.path] = reader.read_data(entry.size)
+    return entries, contents, reader.position
 
 
 class LayerScanner:

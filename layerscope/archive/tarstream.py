@@ -10,6 +10,7 @@ and cannot be told to skip data without a seekable file.
 
 from __future__ import annotations
 
+import io
 import posixpath
 from collections.abc import Iterator
 from enum import IntEnum
@@ -140,6 +141,16 @@ class TarReader:
             n -= len(chunk)
             self._pos += len(chunk)
 
+    @property
+    def position(self) -> int:
+        """Bytes of the stream consumed so far."""
+        return self._pos
+
+    def member(self, size: int) -> MemberReader:
+        """A reader of the data of the member just yielded, for members too big to read at once.
+        Call its finish() before advancing."""
+        return MemberReader(self, size)
+
     def read_data(self, size: int) -> bytes:
         """Read the data of the member just yielded (call before advancing)."""
         data = self._read_exact(size)
@@ -230,3 +241,47 @@ class TarReader:
         name = long_name or merged.get("path", name)
         link = long_link or merged.get("linkpath", link)
         return name, link, int(merged["size"]) if "size" in merged else size
+
+
+class MemberReader(io.RawIOBase):
+    """Streams one member's data out of a TarReader (a layer inside a `docker save` stream)."""
+
+    def __init__(self, tar: TarReader, size: int) -> None:
+        super().__init__()
+        self._tar = tar
+        self._left = size
+        self._size = size
+        self._prefix = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._prefix:
+            if size is None or size < 0:
+                out, self._prefix = self._prefix, b""
+                return out + self.read()
+            out, self._prefix = self._prefix[:size], self._prefix[size:]
+            return out
+        n = self._left if size is None or size < 0 else min(size, self._left)
+        if n <= 0:
+            return b""
+        data = self._tar._stream.read(n)
+        self._left -= len(data)
+        self._tar._pos += len(data)
+        return data
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def unread(self, data: bytes) -> None:
+        """Put back bytes just read (a sniffed header), to be read again first."""
+        self._prefix = data + self._prefix
+
+    def finish(self) -> None:
+        """Skip what is left of the member and its padding, so the TarReader can go on."""
+        self._prefix = b""
+        self._tar._skip(self._left + (-self._size % BLOCK))
+        self._left = 0

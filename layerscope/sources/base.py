@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from layerscope.errors import ArchiveError
+
+if TYPE_CHECKING:
+    from layerscope.archive.layers import Capture, LayerScan
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,10 @@ class OpenedImage:
     config: dict[str, Any]
     layers: list[LayerBlob]
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    # A source that can be read only once, front to back (the engine's export stream), scans its
+    # layers itself: stream_scan(capture) returns the scans in image order and fills in config and
+    # layers. Other sources leave it None and their layers are read in parallel.
+    stream_scan: Callable[[Capture], list[LayerScan]] | None = None
 
     def close(self) -> None:
         while self._closers:

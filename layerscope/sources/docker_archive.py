@@ -7,10 +7,15 @@ to another layer's tar (TarContainer.resolve follows them).
 
 from __future__ import annotations
 
+import json
+import posixpath
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 
+from layerscope.archive.blobs import Compression, decompressed, sniff
 from layerscope.archive.container import TarContainer
+from layerscope.archive.layers import Capture, LayerScan, read_entries
+from layerscope.archive.tarstream import BLOCK, Kind, TarReader, normalize
 from layerscope.errors import ArchiveError, SourceError
 from layerscope.sources.base import LayerBlob, OpenedImage, SourceOptions, check_layer_count, diff_ids
 
@@ -78,3 +83,96 @@ def _pick_entry(manifest: Any, wanted: str | None, where: str) -> dict[str, Any]
 def _tag_list(manifest: list[dict[str, Any]]) -> str:
     tags = [t for e in manifest for t in (e.get("RepoTags") or [])]
     return ", ".join(tags) if tags else "none are tagged"
+
+
+_JSON_LIMIT = 64 << 20
+
+
+def scan_saved_stream(
+    stream: BinaryIO, where: str, options: SourceOptions, capture: Capture
+) -> tuple[dict[str, Any], list[LayerBlob], list[LayerScan]]:
+    """Read a `docker save` stream once, front to back (the engine's export cannot be rewound):
+    layer tars are scanned as they pass, JSON members kept, and the manifest, which comes last,
+    puts the layers in order. Returns the config, the layers and their scans in image order."""
+    outer = TarReader(stream, where)
+    documents: dict[str, bytes] = {}
+    scans: dict[str, LayerScan] = {}
+    links: dict[str, str] = {}
+    for member in outer:
+        if member.kind in (Kind.SYMLINK, Kind.HARDLINK):
+            base = posixpath.dirname(member.path) if member.kind == Kind.SYMLINK else "/"
+            links[member.path] = normalize(posixpath.join(base, member.link))
+        elif member.kind == Kind.FILE:
+            _take_member(outer, member.path, member.size, where, capture, documents, scans)
+    return _assemble(documents, scans, links, where, options)
+
+
+def _take_member(
+    outer: TarReader,
+    name: str,
+    size: int,
+    where: str,
+    capture: Capture,
+    documents: dict[str, bytes],
+    scans: dict[str, LayerScan],
+) -> None:
+    data = outer.member(size)
+    head = data.read(BLOCK)
+    data.unread(head)
+    compression = sniff(head)
+    is_tar = len(head) == BLOCK and head[257:262] == b"ustar"
+    if compression is Compression.NONE and not is_tar:
+        if size <= _JSON_LIMIT:
+            documents[name] = data.read()
+        data.finish()
+        return
+    label = f"{where}:{name.lstrip('/')}"
+    with decompressed(data, label, compression) as (layer, _):  # type: ignore[arg-type]
+        entries, contents, _end = read_entries(layer, label, False, capture)
+    data.finish()
+    scans[name] = LayerScan(entries=entries, compression=compression, stored_size=size, contents=contents)
+
+
+def _assemble(
+    documents: dict[str, bytes],
+    scans: dict[str, LayerScan],
+    links: dict[str, str],
+    where: str,
+    options: SourceOptions,
+) -> tuple[dict[str, Any], list[LayerBlob], list[LayerScan]]:
+    def document(name: str) -> Any:
+        path = _follow(normalize(name), links)
+        if path not in documents:
+            raise ArchiveError(f"{where}: {name!r} is not in the exported image")
+        try:
+            return json.loads(documents[path])
+        except ValueError as exc:
+            raise ArchiveError(f"{where}: {name!r} is not valid JSON ({exc})") from None
+
+    entry = _pick_entry(document("manifest.json"), options.image, where)
+    config = document(entry.get("Config", ""))
+    names = entry.get("Layers") or []
+    ids = diff_ids(config, where)
+    check_layer_count(len(names), ids, where)
+    layers, ordered = [], []
+    for diff_id, name in zip(ids, names, strict=True):
+        path = _follow(normalize(name), links)
+        if path not in scans:
+            raise ArchiveError(f"{where}: manifest names {name!r}, which is not in the exported image")
+        layers.append(
+            LayerBlob(diff_id=diff_id, name=f"{where}:{name}", stored_size=scans[path].stored_size, open=_cannot_reopen)
+        )
+        ordered.append(scans[path])
+    return config, layers, ordered
+
+
+def _follow(path: str, links: dict[str, str]) -> str:
+    for _ in range(16):
+        if path not in links:
+            return path
+        path = links[path]
+    return path
+
+
+def _cannot_reopen() -> BinaryIO:
+    raise ArchiveError("a streamed layer cannot be read twice")

@@ -1,21 +1,20 @@
 """Images in a local Docker engine, read through the `docker` SDK (honours DOCKER_HOST).
 
-The engine exports the image as a `docker save` stream; it is spooled to a private temporary file
-(never extracted) so that its layers can be read in parallel like any archive, and removed on close.
+The engine exports the image as a `docker save` stream, which is read once, front to back, while
+it arrives: nothing is written to disk, and the engine's export speed is the limit.
 """
 
 from __future__ import annotations
 
+import io
 import os
-import shutil
-import tempfile
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-from layerscope.archive.container import TarContainer
+from layerscope.archive.layers import Capture, LayerScan
 from layerscope.errors import EngineError
 from layerscope.sources.base import OpenedImage, SourceOptions
-from layerscope.sources.docker_archive import image_from_container
+from layerscope.sources.docker_archive import scan_saved_stream
 
 _CHUNK = 4 << 20
 
@@ -23,18 +22,51 @@ _CHUNK = 4 << 20
 def open_engine_image(name: str, options: SourceOptions) -> OpenedImage:
     client = _client()
     image = _lookup(client, name)
-    tmpdir = Path(tempfile.mkdtemp(prefix="layerscope-"))
-    try:
-        archive = tmpdir / "image.tar"
-        _spool(image, archive, name)
-        container = TarContainer(archive)
-        opened = image_from_container(container, name, SourceOptions(image=None))
-    except BaseException:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-        raise
-    opened.reference = name
-    opened._closers.insert(0, lambda: shutil.rmtree(tmpdir, ignore_errors=True))
+    opened = OpenedImage(reference=name, config={}, layers=[])
+
+    def stream_scan(capture: Capture) -> list[LayerScan]:
+        from docker.errors import DockerException
+        from requests import RequestException
+
+        try:
+            export = _ChunkReader(image.save(chunk_size=_CHUNK, named=True))
+            config, layers, scans = scan_saved_stream(export, name, SourceOptions(), capture)  # type: ignore[arg-type]
+        except (DockerException, RequestException, OSError) as exc:
+            # the engine stopped or the connection broke in the middle of the export
+            raise EngineError(f"{name}: the Docker engine failed to export it ({_short(exc)})") from None
+        opened.config, opened.layers = config, layers
+        return scans
+
+    opened.stream_scan = stream_scan
+    opened._closers.append(client.close)
     return opened
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file-like reader over the chunks of an HTTP response (no copying of what is left)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._chunk = b""
+        self._offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        pieces = []
+        wanted = size if size >= 0 else 1 << 62
+        while wanted > 0:
+            if self._offset >= len(self._chunk):
+                self._chunk, self._offset = next(self._chunks, b""), 0
+                if not self._chunk:
+                    break
+            piece = self._chunk[self._offset : self._offset + wanted]
+            self._offset += len(piece)
+            wanted -= len(piece)
+            pieces.append(piece)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 def _client() -> Any:
@@ -61,17 +93,6 @@ def _lookup(client: Any, name: str) -> Any:
         raise EngineError(f"{name}: no such image in the Docker engine") from None
     except DockerException as exc:
         raise EngineError(f"{name}: the Docker engine refused ({_short(exc)})") from None
-
-
-def _spool(image: Any, target: Path, name: str) -> None:
-    from docker.errors import DockerException
-
-    try:
-        with open(target, "wb") as out:
-            for chunk in image.save(chunk_size=_CHUNK, named=True):
-                out.write(chunk)
-    except DockerException as exc:
-        raise EngineError(f"{name}: the Docker engine failed to export it ({_short(exc)})") from None
 
 
 def _short(exc: Exception) -> str:
