@@ -54,11 +54,13 @@ def read_entries(
     tar ended in the stream."""
     contents: dict[str, bytes] = {}
     entries: list[Entry] = []
-    reader = TarReader(stream, what, seekable=seekable)
+    reader = TarReader(stream, what, seekable=seekable, plain=True)
+    append = entries.append
     for entry in reader:
-        entries.append(tuple(entry))  # type: ignore[arg-type]
-        if entry.kind == Kind.FILE and entry.size <= MAX_CAPTURE and capture(entry.path):
-            contents[entry.path] = reader.read_data(entry.size)
+        append(entry)
+        path, kind, size = entry[0], entry[1], entry[2]
+        if kind == Kind.FILE and size <= MAX_CAPTURE and capture(path):
+            contents[path] = reader.read_data(size)
     return entries, contents, reader.position
 
 
