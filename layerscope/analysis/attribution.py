@@ -27,7 +27,6 @@ class FinalFS:
         self._contents = contents
         # every path of the final filesystem, canonical (no symlink on the way): one walk, many lookups
         self.index: dict[str, Node] = tree.paths
-        self.files = [(path, node) for path, node in self.index.items() if node.kind == Kind.FILE]
 
     def lookup(self, path: str, follow_last: bool = False) -> tuple[str, Node] | None:
         """`path` resolved to its canonical path and node, as UnionTree.resolve does, faster."""
@@ -51,8 +50,9 @@ class FinalFS:
                     seen.add(path)
                     yield path
 
-    def regular_files(self) -> list[tuple[str, Node]]:
-        return self.files
+    def regular_files(self) -> Iterator[tuple[str, Node]]:
+        file = Kind.FILE
+        return ((path, node) for path, node in self.index.items() if node.kind == file)
 
 
 @dataclass
