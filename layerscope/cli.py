@@ -102,6 +102,27 @@ def _report(args: argparse.Namespace, reference: str, image: str | None, label: 
     return _inspection(args, reference, image, label).report
 
 
+def _both_reports(args: argparse.Namespace) -> tuple[ImageReport, ImageReport]:
+    """Both sides of a diff. An engine export is limited by the engine, not by this machine's cores,
+    so when either side comes from the engine the old one is read in a worker at the same time."""
+    from layerscope.parallel import Forked
+    from layerscope.sources import split_reference
+
+    engine = any(split_reference(ref)[0] == "docker" for ref in (args.old, args.new))
+    if not engine:
+        return (
+            _report(args, args.old, args.old_image, "reading old image"),
+            _report(args, args.new, args.new_image, "reading new image"),
+        )
+    old_job = Forked(_report, args, args.old, args.old_image, "reading old image")
+    try:
+        new = _report(args, args.new, args.new_image, "reading new image")
+    except BaseException:
+        old_job.cancel()
+        raise
+    return old_job.result(), new
+
+
 def _inspection(args: argparse.Namespace, reference: str, image: str | None, label: str) -> Inspection:
     from layerscope.analysis.inspect import inspect_image
     from layerscope.sources import SourceOptions, open_image
@@ -157,22 +178,23 @@ def _inspect(args: argparse.Namespace) -> Exit:
 
 
 def _diff(args: argparse.Namespace) -> Exit:
-    from layerscope.analysis.diff import build_diff
-    from layerscope.render import RenderOptions, diff_renderer
+    from layerscope.formats import DIFF_FORMATS
     from layerscope.units import Threshold
 
-    render = diff_renderer(args.format)
-    options = RenderOptions(packages=_package_limit(args.packages))
+    _check_format(args.format, DIFF_FORMATS)
+    limit = _package_limit(args.packages)
     expect = None
     if args.expect_reduction is not None:
         try:
             expect = Threshold.parse(args.expect_reduction)
         except ValueError as exc:
             raise UsageError(f"--expect-reduction: {exc}") from None
-    old = _report(args, args.old, args.old_image, "reading old image")
-    new = _report(args, args.new, args.new_image, "reading new image")
+    old, new = _both_reports(args)
+    from layerscope.analysis.diff import build_diff
+    from layerscope.render import RenderOptions, diff_renderer
+
     report = build_diff(old, new, expect)
-    _write_output(render(report, options), args.output)
+    _write_output(diff_renderer(args.format)(report, RenderOptions(packages=limit)), args.output)
     if report.expectation is not None and not report.expectation.met:
         print(
             f"layerscope: the reduction in total size is {report.reduction.percent:.1f}% "
