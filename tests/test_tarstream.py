@@ -114,3 +114,15 @@ def test_truncated_data_is_reported() -> None:
     data = _tar([("f", 5000)])[:3000]
     with pytest.raises(ArchiveError, match="truncated tar"):
         list(TarReader(_NoSeek(data), "layer"))  # type: ignore[arg-type]
+
+
+def test_names_that_are_not_utf8_are_escaped() -> None:
+    """A latin-1 name becomes a valid string (JSON can carry it), the same one in every layer."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT, encoding="latin-1") as tar:
+        info = tarfile.TarInfo("caf\xe9.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    [entry] = TarReader(io.BytesIO(buffer.getvalue()), "t")  # type: ignore[arg-type]
+    assert entry.path == "/caf\\xe9.txt"
+    assert entry.path.encode("utf-8")  # no lone surrogates

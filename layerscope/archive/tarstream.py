@@ -103,7 +103,7 @@ def _parse_pax(data: bytes) -> dict[str, str]:
             break
         record = data[space + 1 : pos + length - 1]
         key, _, value = record.partition(b"=")
-        records[key.decode()] = value.decode("utf-8", "surrogateescape")
+        records[key.decode()] = value.decode("utf-8", "backslashreplace")
         pos += length
     return records
 
@@ -201,10 +201,10 @@ class TarReader:
                 elif flag == b"K":
                     long_link = pax.pop("\0link")
                 continue
-            name = header[:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            name = header[:100].split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
             if header[345] and header[257:262] == b"ustar":
-                name = header[345:500].split(b"\0", 1)[0].decode("utf-8", "surrogateescape") + "/" + name
-            link = header[157:257].split(b"\0", 1)[0].decode("utf-8", "surrogateescape") if header[157] else ""
+                name = header[345:500].split(b"\0", 1)[0].decode("utf-8", "backslashreplace") + "/" + name
+            link = header[157:257].split(b"\0", 1)[0].decode("utf-8", "backslashreplace") if header[157] else ""
             if pax or global_pax or long_name or long_link:
                 name, link, size = self._apply_extended(name, link, size, long_name, long_link, pax, global_pax)
                 long_name = long_link = None
@@ -227,9 +227,9 @@ class TarReader:
     @staticmethod
     def _extended(flag: bytes, data: bytes, pax: dict[str, str], global_pax: dict[str, str]) -> None:
         if flag == b"L":
-            pax["\0name"] = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
+            pax["\0name"] = data.rstrip(b"\0").decode("utf-8", "backslashreplace")
         elif flag == b"K":
-            pax["\0link"] = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
+            pax["\0link"] = data.rstrip(b"\0").decode("utf-8", "backslashreplace")
         elif flag == b"x":
             pax.update(_parse_pax(data))
         else:

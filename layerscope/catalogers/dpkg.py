@@ -67,7 +67,7 @@ def _list_file(files: FileSource, fields: dict[str, str]) -> list[str]:
     for candidate in (f"{INFO}{name}:{arch}.list", f"{INFO}{name}.list"):
         data = files.read(candidate)
         if data is not None:
-            return [line for line in data.decode("utf-8", "surrogateescape").splitlines() if line.startswith("/")]
+            return [line for line in data.decode("utf-8", "backslashreplace").splitlines() if line.startswith("/")]
     return []
 
 

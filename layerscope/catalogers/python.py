@@ -65,7 +65,7 @@ def _record(folder: str, site: str, files: FileSource) -> list[str]:
     data = files.read(folder + "/RECORD")
     if data is None:
         return []
-    rows = csv.reader(io.StringIO(data.decode("utf-8", "surrogateescape")))
+    rows = csv.reader(io.StringIO(data.decode("utf-8", "backslashreplace")))
     return [posixpath.normpath(posixpath.join(site, row[0])) for row in rows if row and row[0]]
 
 
@@ -73,7 +73,7 @@ def _installed_files(folder: str, files: FileSource) -> list[str]:
     data = files.read(folder + "/installed-files.txt")
     if data is None:
         return []
-    lines = data.decode("utf-8", "surrogateescape").splitlines()
+    lines = data.decode("utf-8", "backslashreplace").splitlines()
     return [posixpath.normpath(posixpath.join(folder, line.strip())) for line in lines if line.strip()]
 
 

@@ -91,7 +91,7 @@ def _value(store: bytes, kind: int, offset: int, count: int) -> object:
         out, pos = [], offset
         for _ in range(count):
             end = store.index(b"\0", pos)
-            out.append(store[pos:end].decode("utf-8", "surrogateescape"))
+            out.append(store[pos:end].decode("utf-8", "backslashreplace"))
             pos = end + 1
         return out
     return None
