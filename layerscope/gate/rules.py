@@ -7,9 +7,10 @@ below the threshold fails; wasted bytes or user-wasted fraction above it fails).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
+from fnmatch import translate
 from typing import Protocol
 
 from layerscope.model import DiffReport, ImageReport, RuleResult
@@ -33,6 +34,11 @@ class Rule(Protocol):
     def key(self) -> str: ...
 
     def evaluate(self, subject: Subject) -> RuleResult: ...
+
+
+def _any_glob(globs: tuple[str, ...]) -> Callable[[str], object]:
+    """One compiled pattern for all the globs (`*` matches `/` too, as in fnmatch)."""
+    return re.compile("|".join(f"(?:{translate(g)})" for g in globs)).match
 
 
 def _result(key: str, ok: bool, measured: str, threshold: str, message: str, fix: str) -> RuleResult:
@@ -146,7 +152,8 @@ class ForbiddenPackages:
     key: str = "forbidden-packages"
 
     def evaluate(self, subject: Subject) -> RuleResult:
-        hits = [p for p in subject.report.packages if any(fnmatchcase(p.name, g) for g in self.globs)]
+        match = _any_glob(self.globs)
+        hits = [p for p in subject.report.packages if match(p.name)]
         shown = ", ".join(f"{p.name} {size(p.size)}" for p in hits[:8]) + (" …" if len(hits) > 8 else "")
         return _result(
             self.key,
@@ -164,7 +171,8 @@ class ForbiddenPaths:
     key: str = "forbidden-paths"
 
     def evaluate(self, subject: Subject) -> RuleResult:
-        hits = [p for p in subject.paths if any(fnmatchcase(p, g) for g in self.globs)]
+        match = _any_glob(self.globs)
+        hits = [p for p in subject.paths if match(p)]
         shown = ", ".join(hits[:5]) + (f" … ({len(hits)} in all)" if len(hits) > 5 else "")
         return _result(
             self.key,
