@@ -93,7 +93,7 @@ def _progress(enabled: bool, label: str = "reading layers"):  # type: ignore[no-
 
     def show(done: int, total: int) -> None:
         end = "\n" if done == total else ""
-        print(f"\r{label}: {done}/{total}", end=end, file=sys.stderr, flush=True)
+        print(f"\r{label}: {done}/{total} layers\x1b[K", end=end, file=sys.stderr, flush=True)
 
     return show
 
@@ -129,7 +129,25 @@ def _inspection(args: argparse.Namespace, reference: str, image: str | None, lab
 
     progress = _progress(not args.quiet and sys.stderr.isatty(), label)
     with open_image(reference, SourceOptions(image=image, platform=args.platform)) as opened:
+        if progress:
+            opened.on_bytes = _stream_progress(label)
         return inspect_image(opened, progress=progress, top=getattr(args, "top", 20))
+
+
+def _stream_progress(label: str):  # type: ignore[no-untyped-def]
+    from layerscope.units import size
+
+    shown = [0]
+
+    def show(received: int) -> None:
+        if received - shown[0] >= _STREAM_STEP:  # the SDK hands out 32 kB chunks: print every 10 MB
+            shown[0] = received
+            print(f"\r{label}: {size(received)} exported by the engine\x1b[K", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+_STREAM_STEP = 10_000_000
 
 
 def _write_output(text: str, target: Path | None) -> None:

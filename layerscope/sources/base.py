@@ -42,6 +42,8 @@ class OpenedImage:
     # layers itself: stream_scan(capture) returns the scans in image order and fills in config and
     # layers. Other sources leave it None and their layers are read in parallel.
     stream_scan: Callable[[Capture], list[LayerScan]] | None = None
+    # Told how many bytes of such a stream have arrived, now and then (the CLI shows progress).
+    on_bytes: Callable[[int], None] | None = None
 
     def close(self) -> None:
         while self._closers:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from layerscope.archive.layers import Capture, LayerScan
@@ -29,7 +29,7 @@ def open_engine_image(name: str, options: SourceOptions) -> OpenedImage:
         from requests import RequestException
 
         try:
-            export = _ChunkReader(image.save(chunk_size=_CHUNK, named=True))
+            export = _ChunkReader(image.save(chunk_size=_CHUNK, named=True), opened.on_bytes)
             config, layers, scans = scan_saved_stream(export, name, SourceOptions(), capture)  # type: ignore[arg-type]
         except (DockerException, RequestException, OSError) as exc:
             # the engine stopped or the connection broke in the middle of the export
@@ -45,11 +45,13 @@ def open_engine_image(name: str, options: SourceOptions) -> OpenedImage:
 class _ChunkReader(io.RawIOBase):
     """A file-like reader over the chunks of an HTTP response (no copying of what is left)."""
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    def __init__(self, chunks: Iterator[bytes], on_bytes: Callable[[int], None] | None = None) -> None:
         super().__init__()
         self._chunks = chunks
         self._chunk = b""
         self._offset = 0
+        self._received = 0
+        self._on_bytes = on_bytes
 
     def readable(self) -> bool:
         return True
@@ -62,6 +64,9 @@ class _ChunkReader(io.RawIOBase):
                 self._chunk, self._offset = next(self._chunks, b""), 0
                 if not self._chunk:
                     break
+                self._received += len(self._chunk)
+                if self._on_bytes:
+                    self._on_bytes(self._received)
             piece = self._chunk[self._offset : self._offset + wanted]
             self._offset += len(piece)
             wanted -= len(piece)
