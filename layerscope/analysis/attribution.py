@@ -25,7 +25,7 @@ class FinalFS:
     def __init__(self, tree: UnionTree, contents: list[dict[str, bytes]]) -> None:
         self.tree = tree
         self._contents = contents
-        # every path of the final filesystem, canonical (no symlink on the way): one walk, many lookups
+        # every path of the final filesystem, canonical (no symlink on the way), kept by the tree as it grew
         self.index: dict[str, Node] = tree.paths
 
     def lookup(self, path: str, follow_last: bool = False) -> tuple[str, Node] | None:
