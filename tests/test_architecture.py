@@ -1,0 +1,42 @@
+"""The shape the code must keep: the core never imports a UI, a renderer library or the Docker SDK
+(only the engine source does, and only when an engine reference is used)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTSIDE_THE_CORE = {"docker", "textual", "rich", "tabulate"}
+
+PROBE = """
+import sys
+import layerscope.analysis.inspect, layerscope.analysis.attribution, layerscope.analysis.diff
+import layerscope.sources, layerscope.gate.rules, layerscope.gate.config, layerscope.tree
+leaked = sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[1].split(",")))
+print(",".join(leaked))
+"""
+
+
+def _run(code: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, check=True)
+    return result.stdout.strip()
+
+
+def test_core_imports_no_ui_renderer_or_docker() -> None:
+    leaked = _run(PROBE, ",".join(OUTSIDE_THE_CORE))
+    assert leaked == ""
+
+
+def test_inspecting_an_archive_never_loads_the_docker_sdk(tmp_path: Path) -> None:
+    import make_samples as ms
+
+    archive = tmp_path / "a.tar"
+    archive.write_bytes(ms.docker_legacy(ms.layer_tars()))
+    code = (
+        "import sys\nfrom layerscope.cli import main\n"
+        f"main(['inspect', {str(archive)!r}, '--format', 'json', '-q', '-o', {str(tmp_path / 'r.json')!r}])\n"
+        "print('docker' in sys.modules, 'textual' in sys.modules)"
+    )
+    assert _run(code) == "False False"
