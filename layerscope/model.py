@@ -137,6 +137,7 @@ class PackageChange(_Frozen):
     old_size: int = 0
     new_size: int = 0
     toolchain: bool = Field(default=False, description="Owns build-toolchain bytes (in whichever image has it)")
+    what: list[str] = Field(default_factory=list, description="For a changed package: version, size or both")
 
 
 class PackageDiff(_Frozen):

@@ -100,6 +100,7 @@ def test_packages_and_findings(diff: dict[str, Any]) -> None:
         pyc_rows = "".join(f"{rel},,\n" for rel, _ in mp.META["dists"][dist]["pycs"])
         assert changed[name]["old_size"] - changed[name]["new_size"] == len(pyc_rows.encode())
         assert changed[name]["old_version"] == changed[name]["new_version"]
+        assert changed[name]["what"] == ["size"]
     f = diff["findings"]
     assert {x["id"] for x in f["resolved"]} == {"build-tools-present", "package-cache-present"}
     assert f["introduced"] == []

@@ -105,9 +105,17 @@ def _packages(old: ImageReport, new: ImageReport) -> PackageDiff:
             added.append(PackageChange(type=kind, name=name, new_version=version, new_size=size_, toolchain=tool))
         elif before[key][:2] != after[key][:2]:
             (v1, s1, t1), (v2, s2, t2) = before[key], after[key]
+            what = [label for label, differs in (("version", v1 != v2), ("size", s1 != s2)) if differs]
             changed.append(
                 PackageChange(
-                    type=kind, name=name, old_version=v1, new_version=v2, old_size=s1, new_size=s2, toolchain=t1 or t2
+                    type=kind,
+                    name=name,
+                    old_version=v1,
+                    new_version=v2,
+                    old_size=s1,
+                    new_size=s2,
+                    toolchain=t1 or t2,
+                    what=what,
                 )
             )
     by_size = {
