@@ -1,0 +1,145 @@
+"""The layer cache store: hit, miss, corrupt, truncated, foreign and older entries, eviction, two
+processes writing at once."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from layerscope.cache import LayerCache, default_directory
+
+
+def _entry_file(cache: LayerCache, key: str) -> Path:
+    files = [p for p in cache.directory.iterdir() if p.name.endswith(".entry")]
+    wanted = hashlib.sha256(key.encode()).hexdigest()
+    return next(p for p in files if p.name.startswith(wanted))
+
+
+def test_miss_then_hit(tmp_path: Path) -> None:
+    cache = LayerCache(tmp_path)
+    assert cache.get("sha256:aa") is None
+    cache.put("sha256:aa", b"payload")
+    assert cache.get("sha256:aa") == b"payload"
+    assert (cache.hits, cache.misses) == (1, 1)
+
+
+def test_entries_survive_a_new_instance_and_report_stats(tmp_path: Path) -> None:
+    first = LayerCache(tmp_path)
+    first.put("k1", b"x" * 100)
+    first.put("k2", b"y" * 50)
+    first.get("k1")
+    first.get("missing")
+    first.save_stats()
+    info = LayerCache(tmp_path).info()
+    assert info.entries == 2
+    assert info.bytes == sum(p.stat().st_size for p in tmp_path.iterdir() if p.name.endswith(".entry"))
+    assert (info.last_hits, info.last_misses, info.last_hit_rate) == (1, 1, 0.5)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: data[:-1],  # truncated payload
+        lambda data: data[:10],  # truncated header
+        lambda data: data[:-3] + b"zzz",  # corrupt payload
+        lambda data: b"NOTCACHE" + data[8:],  # foreign magic
+        lambda data: b"",  # empty file
+        lambda data: data.replace(b'"size": 7', b'"size": -7'),  # negative size
+        lambda data: data.replace(b'"size": 7', b'"size": true'),  # wrong type
+        lambda data: data[:12] + b"[" * (len(data) - 12),  # nested garbage in the metadata
+    ],
+)
+def test_a_damaged_entry_is_a_miss_and_is_rebuilt(tmp_path: Path, damage) -> None:  # type: ignore[no-untyped-def]
+    cache = LayerCache(tmp_path)
+    cache.put("key", b"payload")
+    path = _entry_file(cache, "key")
+    path.write_bytes(damage(path.read_bytes()))
+    assert cache.get("key") is None
+    cache.put("key", b"payload")
+    assert cache.get("key") == b"payload"
+
+
+def test_an_entry_for_another_key_is_not_trusted(tmp_path: Path) -> None:
+    cache = LayerCache(tmp_path)
+    cache.put("key-a", b"content of a")
+    cache.put("key-b", b"content of b")
+    # a file copied over another key's name: its header names key-a, so key-b misses
+    _entry_file(cache, "key-b").write_bytes(_entry_file(cache, "key-a").read_bytes())
+    assert cache.get("key-b") is None
+    assert cache.get("key-a") == b"content of a"
+
+
+def test_an_older_analysis_version_is_ignored(tmp_path: Path) -> None:
+    LayerCache(tmp_path, version="0.0.1/1").put("key", b"old result")
+    assert LayerCache(tmp_path, version="0.0.2/1").get("key") is None
+    assert LayerCache(tmp_path, version="0.0.1/1").get("key") == b"old result"
+
+
+def test_least_recently_used_entries_are_evicted_first(tmp_path: Path) -> None:
+    cache = LayerCache(tmp_path, max_bytes=10**9)
+    for key in ("a", "b", "c"):
+        cache.put(key, bytes(1000))
+    entry_size = _entry_file(cache, "a").stat().st_size
+    past = time.time() - 100
+    for age, key in enumerate(("a", "b", "c")):
+        os.utime(_entry_file(cache, key), (past + age, past + age))
+    cache.get("a")  # a is now the most recently used
+    cache.max_bytes = 3 * entry_size  # room for three: adding a fourth evicts exactly one, b
+    cache.put("d", bytes(1000))
+    assert cache.get("b") is None
+    assert [cache.get(k) is not None for k in ("a", "c", "d")] == [True, True, True]
+
+
+def test_clear_removes_every_entry(tmp_path: Path) -> None:
+    cache = LayerCache(tmp_path)
+    cache.put("a", b"1")
+    cache.put("b", b"2")
+    assert cache.clear() == 2
+    assert cache.info().entries == 0
+    assert cache.get("a") is None
+
+
+def test_an_unwritable_cache_is_no_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    cache = LayerCache(blocker / "cache")
+    cache.put("a", b"1")
+    assert cache.get("a") is None
+
+
+def _writer(directory: str, payload_byte: int) -> None:
+    cache = LayerCache(Path(directory))
+    for _ in range(200):
+        cache.put("shared", bytes([payload_byte]) * 200_000)
+
+
+def test_two_processes_writing_the_same_entry_never_leave_a_torn_one(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_writer, args=(str(tmp_path), b)) for b in (1, 2)]
+    for worker in workers:
+        worker.start()
+    reader = LayerCache(tmp_path)
+    seen = set()
+    while any(w.is_alive() for w in workers):
+        payload = reader.get("shared")
+        if payload is not None:
+            seen.add(payload[0])
+            assert payload in (bytes([1]) * 200_000, bytes([2]) * 200_000)
+    for worker in workers:
+        worker.join()
+        assert worker.exitcode == 0
+    assert reader.get("shared") is not None
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_default_directory_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_directory() == tmp_path / "layerscope"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")  # the spec says: ignore a relative one
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_directory() == tmp_path / ".cache" / "layerscope"
