@@ -71,7 +71,7 @@ def _fields(data: bytes, model: dict[str, type]) -> dict[str, Any]:
         raise ValueError("unexpected fields")
     for name, kind in model.items():
         value = document[name]
-        if type(value) is not kind or (kind is int and value < 0):
+        if type(value) is not kind or (isinstance(value, int) and value < 0):
             raise ValueError(f"bad {name}")
     return document
 
