@@ -79,7 +79,9 @@ def _rpm_files(dbpath: Path, *extra: str) -> dict[str, set[str]]:
 
 
 def _ours(data: bytes) -> dict[str, tuple[str, int, set[str]]]:
-    return {h.name: (h.evr, h.size or 0, set(h.files)) for h in read_rpmdb(data)}
+    database = read_rpmdb(data)
+    assert database.problems == []
+    return {h.name: (h.evr, h.size or 0, set(h.files)) for h in database.headers}
 
 
 def _check_against_rpm(ours: dict[str, tuple[str, int, set[str]]], dbpath: Path, *extra: str) -> None:

@@ -13,8 +13,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
+from layerscope.archive.layers import Captures, Refusal
 from layerscope.archive.tarstream import Kind
-from layerscope.catalogers import CATALOGERS, Package
+from layerscope.catalogers import Package, catalog
 from layerscope.classify import CATEGORIES, DEFAULT_RULES, Classifier, FileFacts, Rule
 from layerscope.tree import Node, UnionTree
 
@@ -22,7 +23,7 @@ from layerscope.tree import Node, UnionTree
 class FinalFS:
     """The final filesystem: the union tree plus the captured content of metadata files."""
 
-    def __init__(self, tree: UnionTree, contents: list[dict[str, bytes]]) -> None:
+    def __init__(self, tree: UnionTree, contents: list[Captures]) -> None:
         self.tree = tree
         self._contents = contents
         # every path of the final filesystem, canonical (no symlink on the way), kept by the tree as it grew
@@ -49,6 +50,13 @@ class FinalFS:
                 if path not in seen and self.read(path) is not None:
                     seen.add(path)
                     yield path
+
+    def refused(self) -> Iterator[tuple[str, Refusal]]:
+        for number, layer in enumerate(self._contents):
+            for path, refusal in layer.refused.items():
+                found = self.lookup(path)
+                if found is not None and found[0] == path and found[1].layer == number:
+                    yield path, refusal  # only the final filesystem's copy matters
 
     def regular_files(self) -> Iterator[tuple[str, Node]]:
         file = Kind.FILE
@@ -107,8 +115,7 @@ def _python_kind(path: str) -> str:
 
 
 def attribute(fs: FinalFS, rules: tuple[Rule, ...] = DEFAULT_RULES) -> Attribution:
-    warnings: list[str] = []
-    packages = [p for cataloger in CATALOGERS for p in cataloger.catalog(fs, warnings)]
+    packages, warnings = catalog(fs)
     # Once resolved, the listed paths are not needed; dropping them keeps one copy of each path.
     owned = [_owned_files(fs, package) for package in packages]
     for entry in owned:

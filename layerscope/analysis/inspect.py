@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from layerscope.analysis.dive import DiveAccumulator
-from layerscope.archive.layers import LayerScan, LayerScanner
+from layerscope.archive.layers import LayerScan, LayerScanner, limit_image_captures
 from layerscope.catalogers import wanted
 from layerscope.sources.base import OpenedImage
 from layerscope.tree import UnionTree
@@ -41,7 +41,9 @@ def inspect_image(image: OpenedImage, progress: Progress | None = None, top: int
     tree = UnionTree()
     dive = DiveAccumulator()
     scans: list[LayerScan] = []
+    captured = 0
     for index, scan in enumerate(scanner):
+        captured = limit_image_captures(scan.contents, captured)
         # the parent stacks layer N while the workers read N+1; then the entries can go
         tree.apply(scan.entries)
         dive.add_layer(scan.entries)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from layerscope.archive.blobs import Compression, decompressed
 from layerscope.archive.tarstream import Entry, Kind, TarReader
@@ -15,9 +15,49 @@ from layerscope.parallel import Forked
 if TYPE_CHECKING:
     from layerscope.sources.base import LayerBlob
 
-MAX_CAPTURE = 256 << 20
+# What the walk keeps of the files the catalogers ask for: each file within its cataloger's limit,
+# and at most this much per layer and per image; what is refused is recorded, never dropped silently.
+MAX_LAYER_CAPTURE = 512 << 20
+MAX_IMAGE_CAPTURE = 512 << 20
 _BACKGROUND_NICE = 5
-Capture = Callable[[str], bool]
+Capture = Callable[[str], int]  # path -> bytes of it that may be kept (0: not wanted)
+
+
+class Refusal(NamedTuple):
+    """A wanted file the walk did not keep: its size, and the limit (bytes) it would have exceeded."""
+
+    size: int
+    limit: int
+    scope: str  # "file": the cataloger's limit for this kind of file; "layer" / "image": the total kept
+
+
+class Captures(dict[str, bytes]):
+    """Content of the captured files by path, plus `refused`: the wanted files that were not kept,
+    path -> (size, limit, which limit). A dict, so it pickles from the workers as before."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: dict[str, Refusal] = {}
+
+    def keep(self, path: str, data: bytes) -> None:
+        self[path] = data
+        self.refused.pop(path, None)  # a later entry of the same path replaces an earlier one
+
+    def refuse(self, path: str, refusal: Refusal) -> None:
+        self.pop(path, None)
+        self.refused[path] = refusal
+
+
+def limit_image_captures(layer: Captures, kept_so_far: int) -> int:
+    """Refuses, in place, what of one layer's captures would take the image past MAX_IMAGE_CAPTURE;
+    returns the image's total kept after this layer (called in the parent, layer by layer)."""
+    for path in list(layer):
+        size = len(layer[path])
+        if kept_so_far + size > MAX_IMAGE_CAPTURE:
+            layer.refuse(path, Refusal(size, MAX_IMAGE_CAPTURE, "image"))
+        else:
+            kept_so_far += size
+    return kept_so_far
 
 
 @dataclass(frozen=True)
@@ -27,11 +67,11 @@ class LayerScan:
     entries: list[Entry]  # plain tuples: pickled and unpickled in C, several times faster
     compression: Compression
     stored_size: int
-    contents: dict[str, bytes] = field(default_factory=dict)
+    contents: Captures = field(default_factory=Captures)
 
 
-def _never(path: str) -> bool:
-    return False
+def _never(path: str) -> int:
+    return 0
 
 
 def scan_layer(blob: LayerBlob, capture: Capture = _never) -> LayerScan:
@@ -47,20 +87,30 @@ def scan_layer(blob: LayerBlob, capture: Capture = _never) -> LayerScan:
     return LayerScan(entries=entries, compression=compression, stored_size=blob.stored_size, contents=contents)
 
 
-def read_entries(
-    stream: BinaryIO, what: str, seekable: bool, capture: Capture
-) -> tuple[list[Entry], dict[str, bytes], int]:
-    """The entries of one layer tar, the content of the files `capture` asks for, and where the
-    tar ended in the stream."""
-    contents: dict[str, bytes] = {}
+def read_entries(stream: BinaryIO, what: str, seekable: bool, capture: Capture) -> tuple[list[Entry], Captures, int]:
+    """The entries of one layer tar, the content of the files `capture` asks for (within their limits
+    and MAX_LAYER_CAPTURE in all), and where the tar ended in the stream."""
+    contents = Captures()
+    kept = 0
     entries: list[Entry] = []
     reader = TarReader(stream, what, seekable=seekable, plain=True)
     append = entries.append
     for entry in reader:
         append(entry)
         path, kind, size = entry[0], entry[1], entry[2]
-        if kind == Kind.FILE and size <= MAX_CAPTURE and capture(path):
-            contents[path] = reader.read_data(size)
+        if kind != Kind.FILE:
+            continue
+        limit = capture(path)
+        if not limit:
+            continue
+        kept -= len(contents.get(path, b""))
+        if size > limit:
+            contents.refuse(path, Refusal(size, limit, "file"))
+        elif kept + size > MAX_LAYER_CAPTURE:
+            contents.refuse(path, Refusal(size, MAX_LAYER_CAPTURE, "layer"))
+        else:
+            contents.keep(path, reader.read_data(size))
+            kept += size
     return entries, contents, reader.position
 
 

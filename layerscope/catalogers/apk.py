@@ -1,47 +1,88 @@
 """Alpine packages: /lib/apk/db/installed (P: name, V: version, A: arch, I: installed size,
-F: folder, R: file in the last folder)."""
+F: folder, R: file in the last folder). Every line must be `<letter>:<value>`; anything else, and a
+record without a valid name or version, is a warning: what was read is kept, what was not is said."""
 
 from __future__ import annotations
 
-from layerscope.catalogers.base import FileSource, Package
+import re
 
+from layerscope.catalogers.base import MIB, FileSource, Package, Problems, printable, read_decimal
+
+APK_DIR = "/lib/apk/db/"
 INSTALLED = "/lib/apk/db/installed"
+_LIMIT = 64 * MIB  # a large Alpine image's database is a few MB
+
+# apk-tools' package names and versions (src/package.c, src/version.c), leniently: no spaces or controls.
+_NAME = re.compile(r"[A-Za-z0-9_.+-]+", re.ASCII)
+_VERSION = re.compile(r"[A-Za-z0-9_.+~-]+", re.ASCII)
+_FIELD = re.compile(r"[A-Za-z]:")
 
 
 class ApkCataloger:
-    def wants(self, path: str) -> bool:
-        return path == INSTALLED
+    name: str = "apk"
+    database_dirs: tuple[str, ...] = (APK_DIR,)
+    path_markers: tuple[str, ...] = ()
+
+    def capture_limit(self, path: str) -> int:
+        return _LIMIT if path == INSTALLED else 0
 
     def catalog(self, files: FileSource, warnings: list[str]) -> list[Package]:
         data = files.read(INSTALLED)
         if data is None:
             return []
-        return [p for block in data.decode("utf-8", "replace").split("\n\n") if (p := _package(block))]
+        problems = Problems(INSTALLED)
+        packages = [p for record in _records(data, problems) if (p := _package(record, problems))]
+        problems.into(warnings)
+        return packages
 
 
-def _package(block: str) -> Package | None:
+_Record = tuple[int, list[tuple[str, str]]]  # first line number, (key, value) lines
+
+
+def _records(data: bytes, problems: Problems) -> list[_Record]:
+    records: list[_Record] = []
+    current: list[tuple[str, str]] = []
+    start = 1
+    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+        if not line:
+            if current:
+                records.append((start, current))
+            current, start = [], number + 1
+        elif _FIELD.match(line):
+            current.append((line[0], line[2:]))
+        else:
+            problems.add(f"line {number}: not a field ({printable(line)})")
+    if current:
+        records.append((start, current))
+    return records
+
+
+def _package(record: _Record, problems: Problems) -> Package | None:
+    start, lines = record
     fields: dict[str, str] = {}
     listed: list[str] = []
     folder = ""
-    for line in block.splitlines():
-        key, sep, value = line.partition(":")
-        if not sep or len(key) != 1:
-            continue
+    for key, value in lines:
         if key == "F":
-            folder = value
+            folder = value.strip("/")
         elif key == "R":
             listed.append(f"/{folder}/{value}" if folder else f"/{value}")
         else:
             fields.setdefault(key, value)
-    if "P" not in fields:
+    name, version = fields.get("P", ""), fields.get("V", "")
+    if not _NAME.fullmatch(name) or not _VERSION.fullmatch(version):
+        problems.add(f"record at line {start}: invalid name {printable(name)} or version {printable(version)}")
         return None
-    size = fields.get("I", "")
+    size = fields.get("I")
+    claimed = read_decimal(size) if size is not None else None
+    if size is not None and claimed is None:
+        problems.add(f"{name}: unreadable installed size I:{printable(size)}")
     return Package(
         type="apk",
-        name=fields["P"],
-        version=fields.get("V", ""),
+        name=name,
+        version=version,
         arch=fields.get("A") or None,
         files=tuple(listed),
-        claimed_size=int(size) if size.isdigit() else None,
+        claimed_size=claimed,
         location=INSTALLED,
     )

@@ -1,56 +1,102 @@
-"""Python distributions: every `*.dist-info` and `*.egg-info` wherever it lies (site-packages,
-dist-packages, `pip --target` folders such as /var/task/python)."""
+"""Python distributions, wherever they lie (site-packages, dist-packages, `pip --target` folders such
+as /var/task/python):
+
+- `NAME-VER.dist-info/` (METADATA, RECORD, top_level.txt): wheels, modern pip;
+- `NAME-VER.egg-info/` (PKG-INFO, installed-files.txt, top_level.txt) and a bare `NAME-VER.egg-info`
+  file (distutils): setup.py installs;
+- `NAME-VER-pyX.Y.egg/EGG-INFO/PKG-INFO`: easy_install eggs, which own their whole `.egg` folder.
+
+Name and Version come from the metadata only; a distribution without them is a warning, not a
+package named after its folder. CPython's own `Python-X.Y.egg-info` describes the interpreter, not a
+distribution, and is left out."""
 
 from __future__ import annotations
 
 import csv
-import io
 import posixpath
+import re
 
-from layerscope.catalogers.base import FileSource, Package
+from layerscope.catalogers.base import KIB, MIB, FileSource, Package, Problems, printable
 
-_META_FILES = {"RECORD", "METADATA", "PKG-INFO", "installed-files.txt", "top_level.txt"}
+_LIMITS = {  # per file: RECORD of the biggest wheels is ~2 MB, METADATA with a long changelog ~1 MB
+    "RECORD": 16 * MIB,
+    "installed-files.txt": 16 * MIB,
+    "METADATA": 8 * MIB,
+    "PKG-INFO": 8 * MIB,
+    "top_level.txt": 256 * KIB,
+}
+_INFO_SUFFIXES = (".dist-info", ".egg-info", ".egg/EGG-INFO")
+_NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.ASCII | re.IGNORECASE)  # PEP 508
+_VERSION = re.compile(r"[A-Za-z0-9.!+_*-]{1,128}", re.ASCII)  # PEP 440 and the legacy versions pip still finds
+_SITE_DIRS = ("/site-packages/", "/dist-packages/")
 
 
 class PythonCataloger:
-    def wants(self, path: str) -> bool:
+    name: str = "python"
+    database_dirs: tuple[str, ...] = ()
+    path_markers: tuple[str, ...] = ("-info", ".egg/")
+
+    def capture_limit(self, path: str) -> int:
         if path.endswith(".egg-info"):  # distutils writes a single PKG-INFO-style file
-            return True
+            return _LIMITS["PKG-INFO"]
         head, _, name = path.rpartition("/")
-        return name in _META_FILES and head.endswith((".dist-info", ".egg-info"))
+        return _LIMITS.get(name, 0) if head.endswith(_INFO_SUFFIXES) else 0
 
     def catalog(self, files: FileSource, warnings: list[str]) -> list[Package]:
         captured = set(files.captured())
-        folders = {p.rpartition("/")[0] for p in captured if p.rpartition("/")[0].endswith((".dist-info", ".egg-info"))}
+        folders = {p.rpartition("/")[0] for p in captured if p.rpartition("/")[0].endswith(_INFO_SUFFIXES)}
         folders |= {p for p in captured if p.endswith(".egg-info")}
-        return [pkg for folder in sorted(folders) if (pkg := _distribution(folder, files, captured))]
+        packages = []
+        for folder in sorted(folders):
+            problems = Problems(folder)
+            package = _distribution(folder, files, captured, problems)
+            problems.into(warnings)
+            if package is not None:
+                packages.append(package)
+        return packages
 
 
-def _metadata(folder: str, files: FileSource) -> dict[str, str]:
-    data = files.read(folder + "/METADATA") or files.read(folder + "/PKG-INFO") or files.read(folder) or b""
+def _metadata_path(folder: str, captured: set[str]) -> str | None:
+    for candidate in (folder + "/METADATA", folder + "/PKG-INFO", folder):
+        if candidate in captured:
+            return candidate
+    return None
+
+
+def _headers(data: bytes) -> dict[str, str]:
+    """The first value of each header of an email-style metadata file (the body follows a blank line)."""
     fields: dict[str, str] = {}
     for line in data.decode("utf-8", "replace").splitlines():
         if not line.strip():
-            break  # the description body follows the headers
+            break
         key, sep, value = line.partition(":")
         if sep and not line[0].isspace():
             fields.setdefault(key.strip(), value.strip())
     return fields
 
 
-def _distribution(folder: str, files: FileSource, captured: set[str]) -> Package | None:
-    fields = _metadata(folder, files)
-    stem = posixpath.basename(folder).rsplit(".", 1)[0]
-    name = fields.get("Name") or stem.split("-")[0]
-    version = fields.get("Version") or (stem.split("-")[1] if "-" in stem else "")
-    if not fields and folder + "/RECORD" not in captured:
+def _distribution(folder: str, files: FileSource, captured: set[str], problems: Problems) -> Package | None:
+    where = _metadata_path(folder, captured)
+    if where is None:
+        problems.add("no METADATA or PKG-INFO: not listed")
         return None
+    fields = _headers(files.read(where) or b"")
+    name, version = fields.get("Name", ""), fields.get("Version", "")
+    if name.lower() == "python" and folder.endswith(".egg-info") and not any(d in folder for d in _SITE_DIRS):
+        return None  # the interpreter's build record (lib/pythonX.Y/lib-dynload/Python-X.Y.egg-info)
+    if not _NAME.fullmatch(name) or not _VERSION.fullmatch(version):
+        problems.add(f"missing or invalid Name {printable(name)} or Version {printable(version)}: not listed")
+        return None
+    if folder.endswith("/EGG-INFO"):
+        egg = posixpath.dirname(folder)  # an egg owns every file in its folder
+        return Package(type="python", name=name, version=version, files=(), location=egg, folders=(egg,))
     site = posixpath.dirname(folder)
-    listed = _record(folder, site, files) or _installed_files(folder, files)
+    listed = _record(folder, site, files, problems) or _installed_files(folder, files)
     tops = {_top_folder(path, site) for path in listed} - {None}
     if not listed:
         top_level = files.read(folder + "/top_level.txt") or b""
-        tops = {f"{site}/{t.strip()}" for t in top_level.decode(errors="replace").splitlines() if t.strip()}
+        names = (t.strip() for t in top_level.decode(errors="replace").splitlines())
+        tops = {f"{site}/{t}" for t in names if _NAME.fullmatch(t)}
     return Package(
         type="python",
         name=name,
@@ -61,12 +107,26 @@ def _distribution(folder: str, files: FileSource, captured: set[str]) -> Package
     )
 
 
-def _record(folder: str, site: str, files: FileSource) -> list[str]:
+def _record(folder: str, site: str, files: FileSource, problems: Problems) -> list[str]:
+    """Paths of a RECORD (csv: path, hash, size); a line csv cannot read, or that is not three
+    fields, is reported and skipped."""
     data = files.read(folder + "/RECORD")
     if data is None:
         return []
-    rows = csv.reader(io.StringIO(data.decode("utf-8", "backslashreplace")))
-    return [posixpath.normpath(posixpath.join(site, row[0])) for row in rows if row and row[0]]
+    paths = []
+    for number, line in enumerate(data.decode("utf-8", "backslashreplace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = next(csv.reader([line]))
+        except csv.Error as exc:  # e.g. a field over csv's 128 kB limit, a stray quote
+            problems.add(f"RECORD line {number}: unreadable ({exc})")
+            continue
+        if len(row) != 3 or not row[0]:
+            problems.add(f"RECORD line {number}: not `path,hash,size` ({printable(line)})")
+            continue
+        paths.append(posixpath.normpath(posixpath.join(site, row[0])))
+    return paths
 
 
 def _installed_files(folder: str, files: FileSource) -> list[str]:

@@ -1,46 +1,60 @@
-"""rpm packages, from any of the three database backends, in either database location."""
+"""rpm packages, from any of the three database backends, in any of rpm's database locations."""
 
 from __future__ import annotations
 
-from layerscope.catalogers.base import FileSource, Package
+from layerscope.catalogers.base import MIB, FileSource, Package
 from layerscope.catalogers.rpmdb import RpmDbError, read_rpmdb
 
-_DIRS = ("/var/lib/rpm/", "/usr/lib/sysimage/rpm/")
-_NAMES = ("rpmdb.sqlite", "Packages", "Packages.db")  # in order of preference: newest backend first
+# In order of preference: the current default (Fedora 36+, SUSE), the classic one (often a link to
+# the first), and the one older SUSE and some minimal images use.
+_DIRS = ("/usr/lib/sysimage/rpm/", "/var/lib/rpm/", "/usr/share/rpm/")
+_NAMES = ("rpmdb.sqlite", "Packages", "Packages.db")  # newest backend first
 _WAL = "rpmdb.sqlite-wal"
+# A real rpmdb can pass 100 MB (thousands of packages); reading one costs about three times its size.
+_DATABASE_LIMIT = 256 * MIB
+_WAL_LIMIT = 64 * MIB
 
 
 class RpmCataloger:
-    def wants(self, path: str) -> bool:
-        return path.startswith(_DIRS) and path.rsplit("/", 1)[-1] in (*_NAMES, _WAL)
+    name: str = "rpm"
+    database_dirs: tuple[str, ...] = _DIRS
+    path_markers: tuple[str, ...] = ()
+
+    def capture_limit(self, path: str) -> int:
+        if not path.startswith(_DIRS):
+            return 0
+        name = path.rsplit("/", 1)[-1]
+        return _DATABASE_LIMIT if name in _NAMES else _WAL_LIMIT if name == _WAL else 0
 
     def catalog(self, files: FileSource, warnings: list[str]) -> list[Package]:
-        for directory in _DIRS:
-            for name in _NAMES:
-                path = directory + name
-                data = files.read(path)
-                if data is None:
-                    continue
-                try:
-                    headers = read_rpmdb(data)
-                except RpmDbError as exc:
-                    warnings.append(f"{path}: {exc}")
-                    continue
-                if name == "rpmdb.sqlite" and files.read(directory + _WAL):
-                    warnings.append(
-                        f"{path}: its write-ahead log was not checkpointed; packages installed last may be missing"
-                    )
-                return [
-                    Package(
-                        type="rpm",
-                        name=h.name,
-                        version=h.evr,
-                        arch=h.arch,
-                        files=h.files,
-                        claimed_size=h.size,
-                        location=path,
-                    )
-                    for h in headers
-                    if h.name != "gpg-pubkey"  # imported signing keys, not software
-                ]
-        return []
+        found = [(d, n, data) for d in _DIRS for n in _NAMES if (data := files.read(d + n)) is not None]
+        if not found:
+            return []
+        directory, name, data = found[0]
+        path = directory + name
+        for other_dir, other_name, other in found[1:]:
+            if other != data:  # the same file seen through a link is no second database
+                warnings.append(f"{other_dir}{other_name}: a second rpm database, not read ({path} was)")
+        try:
+            database = read_rpmdb(data)
+        except RpmDbError as exc:
+            warnings.append(f"{path}: {exc}")
+            return []
+        warnings.extend(f"{path}: {problem}" for problem in database.problems[:5])
+        if len(database.problems) > 5:
+            warnings.append(f"{path}: {len(database.problems) - 5} more problems not shown")
+        if name == "rpmdb.sqlite" and files.read(directory + _WAL):
+            warnings.append(f"{path}: its write-ahead log was not checkpointed; packages installed last may be missing")
+        return [
+            Package(
+                type="rpm",
+                name=h.name,
+                version=h.evr,
+                arch=h.arch,
+                files=h.files,
+                claimed_size=h.size,
+                location=path,
+            )
+            for h in database.headers
+            if h.name != "gpg-pubkey"  # imported signing keys, not software
+        ]
