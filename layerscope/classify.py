@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import translate
 
-from layerscope.catalogers import Package
+from layerscope.catalogers import DATABASE_DIRS, Package
 
 CATEGORIES = (
     "build-toolchain",
@@ -256,13 +256,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(
         "package-database",
         "os-packages",
-        prefixes=(
-            "/var/lib/dpkg/",
-            "/var/lib/rpm/",
-            "/usr/lib/sysimage/rpm/",
-            "/lib/apk/db/",
-            "/var/lib/apt/",
-        ),
+        prefixes=(*DATABASE_DIRS, "/var/lib/apt/"),  # the catalogers declare their folders
     ),
     Rule(
         "app-dir",

@@ -40,9 +40,9 @@ class RpmCataloger:
         except RpmDbError as exc:
             warnings.append(f"{path}: {exc}")
             return []
-        warnings.extend(f"{path}: {problem}" for problem in database.problems[:5])
-        if len(database.problems) > 5:
-            warnings.append(f"{path}: {len(database.problems) - 5} more problems not shown")
+        warnings.extend(f"{path}: {problem}" for problem in database.problems)
+        if database.problem_count > len(database.problems):
+            warnings.append(f"{path}: {database.problem_count - len(database.problems)} more problems not shown")
         if name == "rpmdb.sqlite" and files.read(directory + _WAL):
             warnings.append(f"{path}: its write-ahead log was not checkpointed; packages installed last may be missing")
         return [

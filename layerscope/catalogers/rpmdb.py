@@ -61,7 +61,8 @@ class RpmDb:
     """The packages read, and the records (or the rest of the database) that could not be."""
 
     headers: list[RpmHeader]
-    problems: list[str]
+    problems: list[str]  # the first few, spelled out
+    problem_count: int  # all of them (a hostile file can have a problem per slot: 500,000)
 
 
 def parse_header(blob: bytes, path_budget: int = MAX_PATH_CHARS) -> RpmHeader:
@@ -292,6 +293,7 @@ def _overflow(data: bytes, page_size: int, number: int, total: int, order: str) 
 
 
 _NDB_BLOCK = 16
+_KEPT_PROBLEMS = 5
 
 
 def ndb_blobs(data: bytes) -> Generator[_Item]:
@@ -331,23 +333,30 @@ def read_rpmdb(data: bytes) -> RpmDb:
         items = bdb_blobs(data)
     headers: list[RpmHeader] = []
     problems: list[str] = []
-    header_bytes = record = 0
+    count = header_bytes = record = 0
     path_budget = MAX_PATH_CHARS
+
+    def note(problem: str) -> None:
+        nonlocal count
+        count += 1
+        if len(problems) < _KEPT_PROBLEMS:
+            problems.append(problem)
+
     try:
         for item in items:
             record += 1
             if isinstance(item, str):
-                problems.append(item)
+                note(item)
                 continue
             # Headers are stored once each: together they never exceed the file that holds them.
             header_bytes += len(item)
             if header_bytes > len(data) or len(headers) >= MAX_PACKAGES:
-                problems.append(f"stopped after {len(headers)} packages: the records repeat or exceed the file")
+                note(f"stopped after {len(headers)} packages: the records repeat or exceed the file")
                 break
             try:
                 header = parse_header(item, path_budget)
             except (RpmDbError, struct.error, ValueError, IndexError) as exc:
-                problems.append(f"package record {record}: {_reason(exc)}")
+                note(f"package record {record}: {_reason(exc)}")
                 continue
             path_budget -= sum(map(len, header.files))
             headers.append(header)
@@ -355,7 +364,7 @@ def read_rpmdb(data: bytes) -> RpmDb:
         raise RpmDbError(f"corrupt rpm database ({exc})") from None
     finally:
         items.close()
-    return RpmDb(headers, problems)
+    return RpmDb(headers, problems, count)
 
 
 def _reason(exc: Exception) -> str:
