@@ -183,3 +183,30 @@ def test_eight_big_record_files_in_one_layer_cost_no_memory(tmp_path: Path) -> N
     warned = sorted(w.split(":", 1)[0] for w in result["report"]["warnings"])
     assert warned == sorted(records)
     assert result["rss_mb"] < 200, result["rss_mb"]
+
+
+def test_rpm_database_over_its_limit_is_a_warning_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9: a database over the capture limit was dropped silently. The limit is lowered here so that
+    a real database (go-rpmdb's libuuid, 94 kB) is over it; the walk runs in forked workers, which see it."""
+    from layerscope.catalogers import rpm
+
+    monkeypatch.setattr(rpm, "_DATABASE_LIMIT", 1_000)
+    database = gzip.decompress((Path(__file__).parent / "fixtures/go-rpmdb/libuuid-Packages.gz").read_bytes())
+    report = _inspect(image_of([tar_layer([("file", "/var/lib/rpm/Packages", database)])]), tmp_path)
+    assert report["warnings"] == [
+        f"/var/lib/rpm/Packages: not read, {len(database)} bytes is over the limit for this kind of file"
+        " (1000 bytes); the rpm packages it lists are missing"
+    ]
+    assert report["packages"] == []
+
+
+def test_an_egg_owns_every_file_in_its_folder(tmp_path: Path) -> None:
+    egg = f"{SITE}/simplejson-3.19.1-py3.11.egg"
+    files = {f"{egg}/simplejson/__init__.py": 300, f"{egg}/simplejson/_speedups.so": 2_000, f"{egg}/EGG-INFO/RECORD": 7}
+    pkg_info = ("file", f"{egg}/EGG-INFO/PKG-INFO", b"Name: simplejson\nVersion: 3.19.1\n")
+    layer = tar_layer([pkg_info, *(("file", path, size) for path, size in files.items())])
+    report = _inspect(image_of([layer]), tmp_path)
+    [package] = report["packages"]
+    assert (package["name"], package["version"], package["location"]) == ("simplejson", "3.19.1", egg)
+    assert package["files"] == len(files) + 1
+    assert package["size"] == sum(files.values()) + len(pkg_info[2])
