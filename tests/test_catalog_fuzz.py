@@ -11,7 +11,7 @@ import struct
 from pathlib import Path
 
 from catalog_files import catalog_of
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from layerscope.catalogers.rpmdb import RpmDbError, parse_header, read_rpmdb
@@ -140,6 +140,7 @@ def _database(kind: str, tmp: Path) -> bytes:
 
 @DB_FUZZ
 @given(st.sampled_from(["sqlite", "bdb", "ndb"]), _changes)
+@example("sqlite", [(237419, 128)])  # found by this test: sqlite's error message quoted non-UTF-8 schema text
 def test_rpm_databases_with_damaged_bytes(kind: str, changes: list[tuple[int, int]]) -> None:
     import tempfile
 

@@ -186,6 +186,7 @@ _SQLITE_QUERY = (
 
 def _sqlite_connection(image: bytes) -> sqlite3.Connection:
     connection = sqlite3.connect(":memory:")
+    connection.text_factory = bytes  # text in a damaged file need not be UTF-8: never decode it
     for limit, value in _SQLITE_LIMITS.items():
         connection.setlimit(limit, value)
     calls = 0
@@ -214,14 +215,15 @@ def sqlite_blobs(data: bytes) -> Generator[_Item]:
         # CTE never ends): only a real table is read.
         found = connection.execute("SELECT type, sql FROM sqlite_master WHERE name = 'Packages' COLLATE NOCASE")
         rows = found.fetchall()
-        if len(rows) != 1 or rows[0][0] != "table" or not str(rows[0][1]).upper().startswith("CREATE TABLE"):
+        if len(rows) != 1 or rows[0][0] != b"table" or not bytes(rows[0][1] or b"").upper().startswith(b"CREATE TABLE"):
             raise RpmDbError("its Packages is not a plain table")
         for hnum, blob, kind, length in connection.execute(_SQLITE_QUERY, (MAX_HEADER_BYTES,)):
             if blob is None:
-                yield f"package {str(hnum)[:20]}: its header is a {kind} of {length} bytes, not an rpm header"
+                label, kind_name = ascii(hnum)[:20], bytes(kind).decode("ascii", "replace")
+                yield f"package {label}: its header is a {kind_name} of {length} bytes, not an rpm header"
             else:
                 yield bytes(blob)
-    except (sqlite3.Error, MemoryError) as exc:
+    except (sqlite3.Error, MemoryError, UnicodeDecodeError) as exc:  # sqlite's message may quote bad text
         raise RpmDbError(f"unreadable sqlite rpm database ({str(exc)[:200]})") from None
     finally:
         if connection is not None:
