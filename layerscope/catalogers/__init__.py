@@ -3,6 +3,7 @@ be (the layer walk keeps only those), then turns them into packages with the pat
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from layerscope.catalogers.apk import ApkCataloger
@@ -18,7 +19,7 @@ CATALOGERS: tuple[Cataloger, ...] = (DpkgCataloger(), RpmCataloger(), ApkCatalog
 
 # Folders that hold nothing but package databases (the classifier's "package-database" rule).
 DATABASE_DIRS: tuple[str, ...] = tuple(d for c in CATALOGERS for d in c.database_dirs)
-_MARKERS: tuple[str, ...] = tuple(m for c in CATALOGERS for m in c.path_markers)
+_MARKERS = re.compile("|".join(re.escape(m) for c in CATALOGERS for m in c.path_markers) or "(?!)")
 
 __all__ = ["CATALOGERS", "DATABASE_DIRS", "Cataloger", "FileSource", "Package", "catalog", "wanted"]
 
@@ -26,7 +27,7 @@ __all__ = ["CATALOGERS", "DATABASE_DIRS", "Cataloger", "FileSource", "Package", 
 def wanted(path: str) -> int:
     """The walk's capture test, called for every regular file of every layer: how many bytes of it
     may be kept (0: not wanted). A cheap pre-filter first, then the catalogers' own limits."""
-    if not path.startswith(DATABASE_DIRS) and not any(m in path for m in _MARKERS):
+    if not path.startswith(DATABASE_DIRS) and not _MARKERS.search(path):
         return 0
     return max(c.capture_limit(path) for c in CATALOGERS)
 
