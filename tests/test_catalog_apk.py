@@ -47,3 +47,10 @@ def test_truncated_database_keeps_what_it_read_and_says_so() -> None:
     packages, warnings = catalog_of({INSTALLED: cut})
     assert [p.name for p in packages] == ["first"]
     assert len(warnings) == 1 and "record at line" in warnings[0]
+
+
+def test_architecture_with_control_characters_is_a_warning() -> None:
+    data = "P:pkg\nV:1.0-r0\nA:x86_64\x1b[2J\n"
+    packages, warnings = catalog_of({INSTALLED: data.encode()})
+    assert [(p.name, p.arch) for p in packages] == [("pkg", None)]
+    assert warnings == [f"{INSTALLED}: pkg: invalid architecture A:'x86_64\\x1b[2J'"]

@@ -15,6 +15,7 @@ _LIMIT = 64 * MIB  # a large Alpine image's database is a few MB
 # apk-tools' package names and versions (src/package.c, src/version.c), leniently: no spaces or controls.
 _NAME = re.compile(r"[A-Za-z0-9_.+-]+", re.ASCII)
 _VERSION = re.compile(r"[A-Za-z0-9_.+~-]+", re.ASCII)
+_ARCH = re.compile(r"[A-Za-z0-9_-]+", re.ASCII)
 _FIELD = re.compile(r"[A-Za-z]:")
 
 
@@ -77,11 +78,15 @@ def _package(record: _Record, problems: Problems) -> Package | None:
     claimed = read_decimal(size) if size is not None else None
     if size is not None and claimed is None:
         problems.add(f"{name}: unreadable installed size I:{printable(size)}")
+    arch = fields.get("A") or None
+    if arch is not None and not _ARCH.fullmatch(arch):
+        problems.add(f"{name}: invalid architecture A:{printable(arch)}")
+        arch = None
     return Package(
         type="apk",
         name=name,
         version=version,
-        arch=fields.get("A") or None,
+        arch=arch,
         files=tuple(listed),
         claimed_size=claimed,
         location=INSTALLED,
