@@ -123,7 +123,7 @@ def attribute(fs: FinalFS, rules: tuple[Rule, ...] = DEFAULT_RULES) -> Attributi
     files: dict[str, FileFacts] = {}
     classify = Classifier(rules)
     for path, node in fs.regular_files():
-        facts = FileFacts(path, node.size, os_owner.get(path), py_owner.get(path))
+        facts = FileFacts(path, node.size, os_owner.get(path), py_owner.get(path), node.layer)
         facts.rule = classify(facts)
         files[path] = facts
     return Attribution(packages=owned, files=files, warnings=warnings)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from layerscope.analysis.dive import DiveAccumulator
+from layerscope.analysis.pythonenv import wants_pth
 from layerscope.archive.layers import LayerScan, LayerScanner
 from layerscope.catalogers import wanted
 from layerscope.sources.base import OpenedImage
@@ -30,6 +31,11 @@ def layer_commands(config: dict[str, Any], layer_count: int) -> list[str | None]
     return [h.get("created_by") if isinstance(h.get("created_by"), str) else None for h in real]
 
 
+def _capture(path: str) -> bool:
+    """Files whose content the analysis reads: package databases, and .pth files (import roots)."""
+    return wanted(path) or wants_pth(path)
+
+
 @dataclass(frozen=True)
 class Inspection:
     report: ImageReport
@@ -37,7 +43,7 @@ class Inspection:
 
 
 def inspect_image(image: OpenedImage, progress: Progress | None = None, top: int = 20) -> Inspection:
-    scanner = image.stream_scan(wanted) if image.stream_scan else LayerScanner(image.layers, capture=wanted)
+    scanner = image.stream_scan(_capture) if image.stream_scan else LayerScanner(image.layers, capture=_capture)
     tree = UnionTree()
     dive = DiveAccumulator()
     scans: list[LayerScan] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from layerscope.model import CheckReport
+from layerscope.render.evidence import measure
 
 _LABEL = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}
 
@@ -46,7 +47,7 @@ def junit(report: CheckReport) -> str:
         case = ET.SubElement(suite, "testcase", {"classname": f"layerscope.{report.reference}", "name": x.key})
         if x.status == "fail":
             failure = ET.SubElement(case, "failure", {"message": x.message, "type": "size-budget"})
-            failure.text = f"measured {x.measured}, threshold {x.threshold}\nfix: {x.fix}"
+            failure.text = f"measured {measure(x.measured)}, threshold {measure(x.threshold)}\nfix: {x.fix}"
         elif x.status == "skip":
             ET.SubElement(case, "skipped", {"message": x.message})
         elif x.status == "warn":
@@ -74,7 +75,7 @@ def github_summary(report: CheckReport) -> str:
     icon = {"pass": "✅", "fail": "❌", "warn": "⚠️", "skip": "⏭️"}
     head = "passed" if report.passed else "failed"
     rows = [
-        f"| {icon[x.status]} {_LABEL[x.status]} | `{x.key}` | {x.measured} | {x.threshold} | "
+        f"| {icon[x.status]} {_LABEL[x.status]} | `{x.key}` | {measure(x.measured)} | {measure(x.threshold)} | "
         f"{x.message.replace('|', '/')} |"
         for x in report.results
     ]
