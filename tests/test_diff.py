@@ -65,8 +65,10 @@ def test_sizes_and_reduction(diff: dict[str, Any]) -> None:
     assert diff["reduction"] == {
         "metric": "total_size",
         "bytes": old - new,
-        "percent": pytest.approx((old - new) / old * 100),
+        "fraction": pytest.approx((old - new) / old),
     }
+    for change in diff["sizes"]:  # one scale for fractions: 0-1
+        assert change["reduction"] == pytest.approx((change["old"] - change["new"]) / change["old"])
     removed_wheels = sum(mp.WHEELS.values())
     assert diff["old"]["squashed_size"] == old - removed_wheels - len(mp._status(mp.BASE_DEBS))
     shared = _layer_sizes(mp.BEFORE)[0]
@@ -101,8 +103,11 @@ def test_packages_and_findings(diff: dict[str, Any]) -> None:
         assert changed[name]["old_size"] - changed[name]["new_size"] == len(pyc_rows.encode())
         assert changed[name]["old_version"] == changed[name]["new_version"]
         assert changed[name]["what"] == ["size"]
+        assert changed[name]["noise"]  # a few hundred bytes of RECORD rows: under 4 kB
+    assert diff["packages"]["noise_threshold_bytes"] == 4_000
     f = diff["findings"]
-    assert {x["id"] for x in f["resolved"]} == {"build-tools-present", "package-cache-present"}
+    # the application's two modules had no bytecode before; every importable module has it after
+    assert {x["id"] for x in f["resolved"]} == {"build-tools-present", "package-cache-present", "missing-bytecode"}
     assert f["introduced"] == []
     assert diff["python"]["old_version"] == diff["python"]["new_version"] == "3.11"
     assert diff["python"]["new_coverage"] > diff["python"]["old_coverage"]

@@ -138,9 +138,9 @@ def noise_line(report: DiffReport, noise: list[PackageChange]) -> str:
     p = report.packages
     delta = sum(c.new_size - c.old_size for c in noise)
     return (
-        f"{len(noise)} more changed only in size, by at most {size(p.noise_threshold_bytes)} or "
-        f"{percent(p.noise_threshold_fraction)} each ({signed(delta)} in all): bytecode from another compileall "
-        "run; --format json lists them"
+        f"Not listed: {len(noise)} packages with the same version whose size changed by at most "
+        f"{size(p.noise_threshold_bytes)} or {percent(p.noise_threshold_fraction)} each ({signed(delta)} in all), "
+        "as bytecode from another compileall run does (--format json lists them)"
     )
 
 
