@@ -237,9 +237,7 @@ def test_findings(report: dict[str, Any]) -> None:
     ]
     deleted = findings["deleted-in-later-layer"]
     assert deleted["bytes"] == 1_000
-    assert deleted["evidence"] == [
-        {**_EMPTY, "kind": "layer", "layer": 1, "removed_in": 2, "bytes": 1_000, "files": 1}
-    ]
+    assert deleted["evidence"] == [{**_EMPTY, "kind": "layer", "layer": 1, "removed_in": 2, "bytes": 1_000, "files": 1}]
     assert findings["large-unowned-files"]["evidence"] == [
         {**_EMPTY, "kind": "file", "path": "/srv/app/model.bin", "bytes": 6_000_000, "layer": 1}
     ]

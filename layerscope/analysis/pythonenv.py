@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -99,7 +99,7 @@ class RuntimeSettings:
 def import_roots(
     version: str,
     tree: UnionTree,
-    candidates: Iterable[str],
+    candidates: Collection[str],
     settings: RuntimeSettings,
     read: Callable[[str], bytes | None],
     captured: Iterable[str],
@@ -109,8 +109,8 @@ def import_roots(
     site = re.compile(rf"^(.*?/lib/python(?:{major}\.{minor}|3)/(?:site|dist)-packages)/")
     prefixes = {m.group(1) for p in candidates if (m := _INTERPRETER.match(p)) and m.group(2, 3) == (major, minor)}
     roots = {f"{prefix}/lib/python{version}" for prefix in prefixes}
-    for path in candidates:
-        if path.endswith(".py") and (m := site.match(path)):
+    for path in candidates:  # a site folder is on the path whatever it holds (a .pth file only, say)
+        if "-packages/" in path and (m := site.match(path)):
             roots.add(m.group(1))
     for pth in sorted(p for p in captured if p.endswith(".pth") and p.rpartition("/")[0] in roots)[:_PTH_FILES]:
         roots.update(_pth_entries(pth, read(pth) or b""))
