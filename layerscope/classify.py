@@ -33,6 +33,7 @@ class FileFacts:
     os_owner: Package | None
     py_owner: Package | None
     layer: int = 0  # index of the layer whose copy is visible
+    python_site: bool = False  # under a folder Python distributions are installed in (site-packages, pip --target)
     rule: Rule | None = None  # set once, by the classifier
 
     @property
@@ -70,7 +71,7 @@ class Rule:
     owned: bool | None = None
     outside: tuple[str, ...] = ()  # path prefixes the file must not lie under
     pattern: str | None = None  # regular expression searched anywhere in the path
-    python_tree: bool | None = None  # owned by a Python distribution, or under a site-/dist-packages folder
+    python_tree: bool | None = None  # owned by a Python distribution, or in a folder distributions are installed in
     _checks: tuple[Check, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -158,7 +159,7 @@ _SITE_DIRS = ("/site-packages/", "/dist-packages/")
 
 
 def _python_tree(want: bool) -> Check:
-    return lambda f: (f.py_owner is not None or any(d in f.path for d in _SITE_DIRS)) == want
+    return lambda f: (f.py_owner is not None or f.python_site or any(d in f.path for d in _SITE_DIRS)) == want
 
 
 def _owner_type(types: frozenset[str]) -> Check:

@@ -145,3 +145,41 @@ def test_committed_pair_is_reproducible(tmp_path: Path) -> None:
         fresh = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
         assert fresh == hashlib.sha256((ROOT / "sample_images" / name).read_bytes()).hexdigest(), name
         assert (ROOT / "sample_images" / name).stat().st_size < 5_000_000
+
+
+def _dist(name: str, version: str, size: int) -> list[tuple[str, str, bytes | str | int]]:
+    site = "/usr/local/lib/python3.11/site-packages"
+    info = f"{name}-{version}.dist-info"
+    return [
+        ("file", f"{site}/{name}/core.py", size),
+        ("file", f"{site}/{info}/METADATA", f"Name: {name}\nVersion: {version}\n".encode()),
+        ("file", f"{site}/{info}/RECORD", f"{name}/core.py,,\n".encode()),
+    ]
+
+
+# name -> (old version, old size, new version, new size, noise?)
+NOISE_CASES = {
+    "at-bytes": ("1.0", 100_000, "1.0", 104_000, True),  # 4,000 bytes: the limit, inclusive
+    "over-bytes": ("1.0", 100_000, "1.0", 104_001, False),  # 4,001 bytes, under 4% but over 1%
+    "within-fraction": ("1.0", 10_000_000, "1.0", 10_090_000, True),  # 0.9% of a big package
+    "new-version": ("1.0", 100_000, "1.1", 100_000, False),
+}
+
+
+def test_size_only_noise_is_summed_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from builders import image_of, tar_layer
+
+    old_entries = [e for name, (v, n, _, _, _) in NOISE_CASES.items() for e in _dist(name, v, n)]
+    new_entries = [e for name, (_, _, v, n, _) in NOISE_CASES.items() for e in _dist(name, v, n)]
+    (tmp_path / "old.tar").write_bytes(image_of([tar_layer(old_entries)]))
+    (tmp_path / "new.tar").write_bytes(image_of([tar_layer(new_entries)]))
+    old, new = str(tmp_path / "old.tar"), str(tmp_path / "new.tar")
+    code, out, _ = run(capsys, old, new, "--format", "json")
+    assert code == 0
+    changed = {c["name"]: c for c in json.loads(out)["packages"]["changed"]}
+    assert {name: c["noise"] for name, c in changed.items()} == {n: case[4] for n, case in NOISE_CASES.items()}
+    _, text, _ = run(capsys, old, new)
+    noise_delta = sum(case[3] - case[1] for case in NOISE_CASES.values() if case[4])
+    assert "Not listed: 2 packages with the same version" in text and f"(+{noise_delta / 1000:.1f} kB in all)" in text
+    listed = [line.split()[2] for line in text.splitlines() if line.startswith("changed ")]
+    assert sorted(listed) == ["new-version", "over-bytes"]

@@ -112,12 +112,17 @@ def build_files(files: dict[str, int]) -> dict[str, int]:
     return {p: s for p, s in files.items() if "/include/" in p or p.endswith((".h", ".a"))}
 
 
+# pip --target moves a wheel's data and headers into the target folder, where its RECORD's
+# ../../include paths no longer point: files of no package, in a folder of installed packages
+TARGET_DATA = {f"{TARGET}/include/blosc2.h": 31_000, f"{TARGET}/lib/libblosc2.a": 210_000}
+
+
 def multistage_layers() -> list[Entries]:
     """A correct multi-stage result: runtime libraries only, wheels with their own headers."""
     return [
         [*PYTHON, *debs(RUNTIME_DEBS)],
         [*wheel(SITE, "numpy", "2.1.0", NUMPY), ("file", f"{SITE}/mystery/include/m.h", 700)],
-        wheel(TARGET, "blosc2", "2.7.1", BLOSC2),
+        [*wheel(TARGET, "blosc2", "2.7.1", BLOSC2), *[("file", p, s) for p, s in TARGET_DATA.items()]],
     ]
 
 
@@ -139,8 +144,9 @@ def test_wheel_headers_are_not_a_toolchain(tmp_path: Path) -> None:
         "blosc2": sum(build_files(BLOSC2).values()),
     }
     by_item = {e["name"] if e["kind"] == "package" else e["path"]: e["bytes"] for e in python_build["evidence"]}
-    assert by_item == {**expected, f"{SITE}/mystery": 700}
-    assert python_build["bytes"] == sum(expected.values()) + 700
+    unowned = {f"{SITE}/mystery": 700, f"{TARGET}/include": 31_000, f"{TARGET}/lib": 210_000}
+    assert by_item == {**expected, **unowned}
+    assert python_build["bytes"] == sum(expected.values()) + sum(unowned.values())
     assert "*.a" in python_build["fix"] and "include/" in python_build["fix"]
 
 
@@ -183,10 +189,8 @@ def test_build_tools_fire_on_compilers_dev_packages_and_usr_include(tmp_path: Pa
         ("folder", "/usr/include/proj"): UNPACKAGED_HEADER[1],
     }
     # the wheels' headers stay where they were: their own low finding, not the toolchain
-    assert (
-        findings(report)["python-build-files"]["bytes"]
-        == sum(build_files(NUMPY).values()) + sum(build_files(BLOSC2).values()) + 700
-    )
+    wheels = sum(build_files(NUMPY).values()) + sum(build_files(BLOSC2).values())
+    assert findings(report)["python-build-files"]["bytes"] == wheels + 700 + sum(TARGET_DATA.values())
 
 
 def test_one_toolchain_definition_for_finding_diff_and_gate(tmp_path: Path) -> None:
