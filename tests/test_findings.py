@@ -378,3 +378,70 @@ def test_sample_pair_findings(pair: tuple[dict[str, Any], dict[str, Any]]) -> No
     assert set(after) == {"deleted-in-later-layer"}  # only the base layer's own overwrite is left
     toolchain = {e["name"] for e in before["build-tools-present"]["evidence"]}
     assert toolchain == set(mp.TOOL_DEBS)
+
+
+# --- the one toolchain definition, at the classifier ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "toolchain"),
+    [
+        ("gcc-12", True),
+        ("gcc", True),
+        ("cpp-12", True),
+        ("libgdal-dev", True),
+        ("libc6-dev:amd64", True),
+        ("python3-devel", True),
+        ("binutils-x86-64-linux-gnu", True),
+        ("gcc-12-base", False),  # copyright files only
+        ("cpp-12-base", False),
+        ("libgcc-s1", False),
+        ("libstdc++6", False),
+        ("python3-numpy", False),
+        ("devscripts-el", False),
+    ],
+)
+def test_toolchain_packages(name: str, toolchain: bool) -> None:
+    from layerscope.classify import is_toolchain_package
+
+    assert is_toolchain_package(name) is toolchain
+
+
+@pytest.mark.parametrize(
+    ("path", "owner", "site", "rule"),
+    [
+        (f"{SITE}/numpy/_core/include/numpy/ndarraytypes.h", "python", False, "python-build-files"),
+        (f"{SITE}/numpy/_core/lib/libnpymath.a", "python", False, "python-build-files"),
+        (f"{SITE}/unowned/include/x.h", None, False, "python-build-files"),
+        (f"{TARGET}/lib/libblosc2.a", None, True, "python-build-files"),
+        (f"{SITE}/numpy/_core/_multiarray_umath.so", "python", False, "python-distribution"),
+        ("/usr/include/stdio.h", None, False, "headers"),
+        ("/usr/local/lib/libfoo.a", None, False, "static-library"),
+        ("/usr/include/gdal/gdal.h", "libgdal-dev", False, "toolchain-package"),
+        ("/usr/share/doc/gcc-12-base/copyright", "gcc-12-base", False, "docs"),
+    ],
+)
+def test_classifier_places_build_files(path: str, owner: str | None, site: bool, rule: str) -> None:
+    from layerscope.catalogers import Package
+    from layerscope.classify import Classifier, FileFacts, classify
+
+    package = Package(type="python" if owner == "python" else "deb", name=owner or "", version="1", files=())
+    facts = FileFacts(
+        path,
+        10,
+        package if owner and owner != "python" else None,
+        package if owner == "python" else None,
+        python_site=site,
+    )
+    assert classify(facts).name == rule
+    assert Classifier()(facts).name == rule  # the memoised classifier agrees
+
+
+def test_many_files_render_grouped_by_folder(tmp_path: Path) -> None:
+    names = [f"/app/m{i:02d}.py" for i in range(40)]
+    image = write(
+        tmp_path, "many", [[*PYTHON, *[("file", p, 1_000 + i) for i, p in enumerate(names)]]], {"WorkingDir": "/app"}
+    )
+    text = run_text("inspect", image)
+    total = sum(1_000 + i for i in range(40))
+    assert f"- /app {total / 1000:.1f} kB, 40 files" in text
