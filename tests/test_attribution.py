@@ -200,7 +200,7 @@ def test_python_facts(report: dict[str, Any]) -> None:
     assert report["python"]["source_files"] == 4
     assert report["python"]["missing_bytecode_files"] == 1
     assert report["python"]["bytecode_coverage"] == pytest.approx(3 / 4)
-    assert report["python"]["import_roots"] == ["/usr/lib/python3.11", SITE]
+    assert report["python"]["import_roots"] == ["/usr/lib/python3.11", "/usr/lib/python3/dist-packages", SITE]
 
 
 def test_findings(report: dict[str, Any]) -> None:
