@@ -445,3 +445,39 @@ def test_many_files_render_grouped_by_folder(tmp_path: Path) -> None:
     text = run_text("inspect", image)
     total = sum(1_000 + i for i in range(40))
     assert f"- /app {total / 1000:.1f} kB, 40 files" in text
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"config": "not an object"},
+        {"config": {"Env": "PYTHONPATH=/app"}},
+        {"config": {"Env": [1, 2]}},
+        {"config": {"WorkingDir": ["/app"]}},
+    ],
+)
+def test_malformed_runtime_config_is_one_warning(config: dict[str, Any]) -> None:
+    from layerscope.analysis.pythonenv import RuntimeSettings
+
+    warnings: list[str] = []
+    assert RuntimeSettings.from_image_config(config, warnings) == RuntimeSettings()
+    assert len(warnings) == 1 and warnings[0].startswith("image config: config")
+
+
+def test_runtime_settings_read_from_env() -> None:
+    from layerscope.analysis.pythonenv import RuntimeSettings
+
+    config = {"config": {"Env": ["PYTHONPATH=lib::/abs", "LAMBDA_TASK_ROOT=/var/task", "NOEQUALS"], "WorkingDir": "/w"}}
+    settings = RuntimeSettings.from_image_config(config, [])
+    assert settings == RuntimeSettings(pythonpath=("/w/lib", "/abs"), task_root="/var/task", workdir="/w")
+
+
+def test_pth_lines() -> None:
+    from layerscope.analysis.pythonenv import _pth_entries
+
+    content = b"# comment\n\nimport os; os.environ\nrelative/dir\n/absolute/dir\r\n\xff\xfe\n"
+    assert _pth_entries(f"{SITE}/x.pth", content) == [
+        f"{SITE}/relative/dir",
+        "/absolute/dir",
+        f"{SITE}/\ufffd\ufffd",
+    ]
