@@ -5,8 +5,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from layerscope.model import CheckReport
-from layerscope.render.evidence import measure
+from layerscope.render.evidence import evidence_lines, measure
 
+_EVIDENCE_SHOWN = 6
 _LABEL = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}
 
 
@@ -19,6 +20,8 @@ def summary(report: CheckReport) -> str:
     width = max((len(x.key) for x in report.results), default=0)
     for x in report.results:
         lines.append(f"{_LABEL[x.status]}  {x.key:<{width}}  {x.message}")
+        if x.status in ("fail", "warn"):
+            lines += [f"      {'':<{width}}  - {item}" for item in evidence_lines(x.evidence, limit=_EVIDENCE_SHOWN)]
         if x.fix:
             lines.append(f"      {'':<{width}}  fix: {x.fix}")
     counts = {s: sum(1 for x in report.results if x.status == s) for s in _LABEL}
@@ -67,7 +70,9 @@ def github_annotations(report: CheckReport) -> str:
     for x in report.results:
         if x.status in ("fail", "warn"):
             level = "error" if x.status == "fail" else "warning"
-            lines.append(f"::{level} title=layerscope {x.key}::{_escape_annotation(x.message + '. ' + x.fix)}")
+            shown = "; ".join(evidence_lines(x.evidence, limit=_EVIDENCE_SHOWN))
+            text = x.message + (f": {shown}" if shown else "") + ". " + x.fix
+            lines.append(f"::{level} title=layerscope {x.key}::{_escape_annotation(text)}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 

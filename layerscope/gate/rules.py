@@ -205,13 +205,12 @@ class ForbiddenPackages:
     def evaluate(self, subject: Subject) -> RuleResult:
         match = _any_glob(self.globs)
         hits = [p for p in subject.report.packages if match(p.name)]
-        shown = ", ".join(f"{p.name} {size(p.size)}" for p in hits[:8]) + (" …" if len(hits) > 8 else "")
         return _result(
             self.key,
             not hits,
             _count(len(hits)),
             _count(0),
-            f"forbidden packages present: {shown}" if hits else "no forbidden package",
+            f"{len(hits)} forbidden packages present" if hits else "no forbidden package",
             "Install these only in a builder stage; COPY --from=builder just the built artefacts",
             [
                 Evidence(kind=EvidenceKind.PACKAGE, name=p.name, package_type=PackageType(p.type), bytes=p.size)
@@ -228,13 +227,12 @@ class ForbiddenPaths:
     def evaluate(self, subject: Subject) -> RuleResult:
         match = _any_glob(self.globs)
         hits = [p for p in subject.paths if match(p)]
-        shown = ", ".join(hits[:5]) + (f" … ({len(hits)} in all)" if len(hits) > 5 else "")
         return _result(
             self.key,
             not hits,
             _count(len(hits)),
             _count(0),
-            f"forbidden paths present: {shown}" if hits else "no forbidden path",
+            f"{len(hits)} forbidden paths present" if hits else "no forbidden path",
             "Delete them in the RUN that creates them, or keep them out with .dockerignore",
             [Evidence(kind=EvidenceKind.FILE, path=p) for p in hits],
         )

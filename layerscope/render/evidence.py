@@ -27,13 +27,15 @@ def measure(value: Measure | None) -> str:
 def evidence_lines(items: Sequence[Evidence], layers: Sequence[LayerReport] = (), limit: int = 6) -> list[str]:
     """At most `limit` lines, biggest first, then one line for the rest. Many files become one line
     per package (or folder) holding them."""
-    if len(items) > limit and all(item.kind == EvidenceKind.FILE for item in items):
+    if len(items) > limit and all(item.kind == EvidenceKind.FILE and item.bytes is not None for item in items):
         items = _files_by_holder(items)
     nested = {item.path for item in items if item.kind == EvidenceKind.FOLDER and _has_inner(item, items)}
     lines = [_line(item, layers, item.path in nested) for item in items[:limit]]
     rest = items[limit:]
     if rest:
-        lines.append(f"… {len(rest)} more, {size(sum(i.bytes or 0 for i in rest))} (--format json lists every one)")
+        measured = all(i.bytes is not None for i in rest)
+        total = f", {size(sum(i.bytes or 0 for i in rest))}" if measured else ""
+        lines.append(f"… {len(rest)} more{total} (--format json lists every one)")
     return lines
 
 
