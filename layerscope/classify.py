@@ -245,8 +245,13 @@ def is_toolchain_package(name: str) -> bool:
     return _TOOLCHAIN_NAME.match(name) is not None and _NOT_TOOLCHAIN.match(name) is None
 
 
-# What only a compiler reads, inside an installed Python package (numpy's include/, blosc2's *.a).
-PYTHON_BUILD_FILES = r"/include/|\.(?:a|h|hh|hpp|hxx)$"
+# What only a compiler reads, inside an installed Python package (numpy's include/, blosc2's *.a):
+# headers and static libraries anywhere, and in include/ folders also extension-less headers (Eigen/Core)
+# and C++/Cython fragments. Other files in a folder called include (a template, say) are left alone.
+PYTHON_BUILD_FILES = (
+    r"\.(?:a|h|hh|hpp|hxx|cuh)$"
+    r"|/include/(?:.*/)?(?:[^/.]+|[^/]+\.(?:inc|ipp|tcc|pxd|def))$"
+)
 _TOOL_NAMES = (
     r"^(?:[\w.+]+-)?(?:gcc|g\+\+|c\+\+|cc|cpp|ld|ld\.bfd|ld\.gold|as|ar|ranlib|objdump|objcopy|readelf|make|"
     r"gmake|cmake|pkg-config|pkgconf|clang|clang\+\+|cc1|cc1plus|lto1|collect2|gfortran)(?:-\d+(?:\.\d+)*)?$"
