@@ -174,8 +174,8 @@ class PackageChange(_Frozen):
     what: list[Change] = Field(default_factory=list, description="For a changed package: version, size or both")
     noise: bool = Field(
         default=False,
-        description="A size-only change within the noise threshold (see PackageDiff): bytecode written by "
-        "another compileall run, not a change a person made",
+        description="A Python package's size-only change within the noise threshold (see PackageDiff): "
+        "bytecode written by another compileall run, not a change a person made",
     )
 
 

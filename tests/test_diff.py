@@ -183,3 +183,22 @@ def test_size_only_noise_is_summed_up(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "Not listed: 2 packages with the same version" in text and f"(+{noise_delta / 1000:.1f} kB in all)" in text
     listed = [line.split()[2] for line in text.splitlines() if line.startswith("changed ")]
     assert sorted(listed) == ["new-version", "over-bytes"]
+
+
+def test_os_packages_are_never_noise(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from builders import image_of, tar_layer
+
+    def deb(size_: int) -> bytes:
+        status = b"Package: tzdata\nStatus: install ok installed\nVersion: 2024a-1\nArchitecture: all\n"
+        return tar_layer(
+            [
+                ("file", "/var/lib/dpkg/status", status),
+                ("file", "/var/lib/dpkg/info/tzdata.list", b"/usr/share/zoneinfo/UTC\n"),
+                ("file", "/usr/share/zoneinfo/UTC", size_),
+            ]
+        )
+
+    (tmp_path / "old.tar").write_bytes(image_of([deb(100_000)]))
+    (tmp_path / "new.tar").write_bytes(image_of([deb(100_010)]))
+    _, out, _ = run(capsys, str(tmp_path / "old.tar"), str(tmp_path / "new.tar"), "--format", "json")
+    assert [(c["name"], c["noise"]) for c in json.loads(out)["packages"]["changed"]] == [("tzdata", False)]

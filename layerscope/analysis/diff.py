@@ -7,7 +7,7 @@ The headline is total_size: the bytes the image stores and a pull moves, uncompr
 images` shows). It counts the copies a later layer deletes or overwrites, which is exactly the waste a
 multi-stage rewrite removes and which squashed_size would hide.
 
-Noise: a package whose version is the same on both sides and whose size differs by at most
+Noise: a Python package whose version is the same on both sides and whose size differs by at most
 NOISE_BYTES, or by at most NOISE_FRACTION of its larger size, is marked `noise`: bytecode written by
 another compileall run (paths embedded in each .pyc) moves a package by a few bytes per module, while a
 change a person makes (deleting tests, stripping libraries) moves it by more than 1%. JSON keeps every
@@ -124,7 +124,7 @@ def _packages(old: ImageReport, new: ImageReport) -> PackageDiff:
                     new_size=s2,
                     toolchain=t1 or t2,
                     what=what,
-                    noise=what == [Change.SIZE] and is_noise(s1, s2),
+                    noise=kind == PackageType.PYTHON and what == [Change.SIZE] and is_noise(s1, s2),
                 )
             )
     by_size = {
