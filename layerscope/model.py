@@ -76,7 +76,11 @@ class Evidence(_Frozen):
 
     kind: EvidenceKind
     bytes: int | None = Field(default=None, description="null only where it is not measured (forbidden-paths)")
-    name: str | None = Field(default=None, description="Package name, or the rule that placed a folder's files")
+    name: str | None = Field(
+        default=None,
+        description="kind package: its name; kind folder: the rule that placed the files; kind file: a label "
+        "some findings give (stale-bytecode: the bytecode's interpreter tag, e.g. cpython-39)",
+    )
     path: str | None = Field(default=None, description="File or folder, an absolute path in the image")
     files: int | None = Field(default=None, description="Regular files the item stands for")
     layer: int | None = Field(default=None, description="Layer index whose copy of the bytes it is")

@@ -322,10 +322,17 @@ def test_cache_folders_never_count_twice(tmp_path: Path) -> None:
 
 
 def test_quiet_image_has_no_findings(tmp_path: Path) -> None:
-    """Python with bytecode, no caches, nothing deleted, small unowned files, a big owned file."""
+    """Python with bytecode, a wheel with no header, runtime libraries only (gcc-12-base among them),
+    no caches, nothing deleted, small unowned files, a big owned file."""
+    compiled = {
+        "shapely/__init__.py": 3_000,
+        "shapely/__pycache__/__init__.cpython-311.pyc": 2_000,
+        "shapely/lib.cpython-311-x86_64-linux-gnu.so": 700_000,
+        "shapely/templates/include/page.html": 400,  # a folder called include, holding no header
+    }
     layers = [
-        [*PYTHON, *debs({"libbig1": {"/usr/lib/libbig.so.1": 8_000_000}})],
-        [("file", "/srv/data.bin", 4_999_999)],
+        [*PYTHON, *debs({**RUNTIME_DEBS, "libbig1": {"/usr/lib/libbig.so.1": 8_000_000}})],
+        [*wheel(SITE, "shapely", "2.0.6", compiled), ("file", "/srv/data.bin", 4_999_999)],
     ]
     report = inspect(tmp_path, "quiet", layers)
     assert report["findings"] == []
