@@ -423,6 +423,9 @@ def test_toolchain_packages(name: str, toolchain: bool) -> None:
         (f"{TARGET}/lib/libblosc2.a", None, True, "python-build-files"),
         (f"{SITE}/numpy/_core/_multiarray_umath.so", "python", False, "python-distribution"),
         (f"{SITE}/tensorflow/include/Eigen/Core", "python", False, "python-build-files"),
+        # numpy 2.1.3's wheel, as pip installs it: C fragments in include/ are build files, its licence is not
+        (f"{SITE}/numpy/_core/include/numpy/__multiarray_api.c", "python", False, "python-build-files"),
+        (f"{SITE}/numpy/_core/include/numpy/random/LICENSE.txt", "python", False, "python-distribution"),
         (f"{SITE}/django/templates/include/base.html", "python", False, "python-distribution"),
         (f"{SITE}/jinja2/include/macros.py", "python", False, "source"),
         ("/usr/include/stdio.h", None, False, "headers"),
