@@ -247,7 +247,8 @@ def is_toolchain_package(name: str) -> bool:
 
 # What only a compiler reads, inside an installed Python package (numpy's include/, blosc2's *.a):
 # headers and static libraries anywhere, and in include/ folders also extension-less headers (Eigen/Core)
-# and C, C++ or Cython fragments (numpy's __multiarray_api.c). Other files in a folder called include (a template, say) are left alone.
+# and C, C++ or Cython fragments (numpy's __multiarray_api.c). Other files in a folder called include
+# (a template, a licence) are left alone.
 PYTHON_BUILD_FILES = (
     r"\.(?:a|h|hh|hpp|hxx|cuh)$"
     r"|/include/(?:.*/)?(?:[^/.]+|[^/]+\.(?:c|inc|ipp|tcc|pxd|def))$"
