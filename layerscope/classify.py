@@ -1,5 +1,12 @@
 """Categories: every regular file of the final filesystem lands in exactly one, by the first rule
-that matches it. The rules are data (DEFAULT_RULES); each file remembers which rule placed it."""
+that matches it. The rules are data (DEFAULT_RULES); each file remembers which rule placed it.
+
+The build toolchain is defined here, once: the files of the `build-toolchain` category (compilers
+and their internals, toolchain and -dev/-devel packages, /usr/include, static libraries outside
+Python packages). The build-tools-present finding, the diff's verdict and the `no-build-tools` gate
+rule all read that category. gcc-N-base (docs only, a dependency of libstdc++) is not part of it, and
+neither are the headers and static libraries that Python wheels ship (rule python-build-files).
+"""
 
 from __future__ import annotations
 
@@ -9,18 +16,10 @@ from dataclasses import dataclass, field
 from fnmatch import translate
 
 from layerscope.catalogers import DATABASE_DIRS, Package
+from layerscope.vocab import Category
 
-CATEGORIES = (
-    "build-toolchain",
-    "python-bytecode",
-    "python-source",
-    "python-other",
-    "caches",
-    "docs",
-    "os-packages",
-    "application",
-    "other",
-)
+CATEGORIES = tuple(c.value for c in Category)
+TOOLCHAIN = Category.BUILD_TOOLCHAIN
 
 OS_TYPES = frozenset({"deb", "rpm", "apk"})
 
@@ -33,6 +32,8 @@ class FileFacts:
     size: int
     os_owner: Package | None
     py_owner: Package | None
+    layer: int = 0  # index of the layer whose copy is visible
+    python_site: bool = False  # under a folder Python distributions are installed in (site-packages, pip --target)
     rule: Rule | None = None  # set once, by the classifier
 
     @property
@@ -69,6 +70,8 @@ class Rule:
     owner_types: frozenset[str] = frozenset()
     owned: bool | None = None
     outside: tuple[str, ...] = ()  # path prefixes the file must not lie under
+    pattern: str | None = None  # regular expression searched anywhere in the path
+    python_tree: bool | None = None  # owned by a Python distribution, or in a folder distributions are installed in
     _checks: tuple[Check, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -88,6 +91,10 @@ class Rule:
             checks.append(_in_folder(re.compile(self.folder)))
         if self.basename:
             checks.append(_named(re.compile(self.basename)))
+        if self.pattern:
+            checks.append(_searched(re.compile(self.pattern)))
+        if self.python_tree is not None:
+            checks.append(_python_tree(self.python_tree))
         if self.owner_types:
             checks.append(_owner_type(self.owner_types))
         owner_re = _globs(self.owner_globs)
@@ -108,6 +115,7 @@ class Rule:
             all(p.endswith("/") for p in (*self.prefixes, *self.contains, *self.outside))
             and all(s.startswith(".") and s.count(".") == 1 for s in self.suffixes)
             and self.basename is None
+            and self.pattern is None
         )
 
 
@@ -143,6 +151,17 @@ def _named(pattern: re.Pattern[str]) -> Check:
     return lambda f: pattern.match(f.path.rpartition("/")[2]) is not None
 
 
+def _searched(pattern: re.Pattern[str]) -> Check:
+    return lambda f: pattern.search(f.path) is not None
+
+
+_SITE_DIRS = ("/site-packages/", "/dist-packages/")
+
+
+def _python_tree(want: bool) -> Check:
+    return lambda f: (f.py_owner is not None or f.python_site or any(d in f.path for d in _SITE_DIRS)) == want
+
+
 def _owner_type(types: frozenset[str]) -> Check:
     return lambda f: any(o is not None and o.type in types for o in (f.os_owner, f.py_owner))
 
@@ -155,7 +174,7 @@ def _owner_name(include: re.Pattern[str], exclude: re.Pattern[str] | None) -> Ch
     return check
 
 
-_TOOLCHAIN_PACKAGES = (
+TOOLCHAIN_PACKAGES = (
     "*-dev",
     "*-dev:*",
     "*-devel",
@@ -215,6 +234,25 @@ _SYSTEM_DIRS = (
     "/sys/",
     "/run/",
 )
+TOOLCHAIN_EXCLUDES = ("*-base",)  # gcc-12-base, cpp-12-base …: copyright files every libstdc++ needs
+_TOOLCHAIN_NAME = _globs(TOOLCHAIN_PACKAGES)
+_NOT_TOOLCHAIN = _globs(TOOLCHAIN_EXCLUDES)
+
+
+def is_toolchain_package(name: str) -> bool:
+    """Whether an OS package is part of the build toolchain: its files are, wherever they lie."""
+    assert _TOOLCHAIN_NAME is not None and _NOT_TOOLCHAIN is not None
+    return _TOOLCHAIN_NAME.match(name) is not None and _NOT_TOOLCHAIN.match(name) is None
+
+
+# What only a compiler reads, inside an installed Python package (numpy's include/, blosc2's *.a):
+# headers and static libraries anywhere, and in include/ folders also extension-less headers (Eigen/Core)
+# and C, C++ or Cython fragments (numpy's __multiarray_api.c). Other files in a folder called include
+# (a template, a licence) are left alone.
+PYTHON_BUILD_FILES = (
+    r"\.(?:a|h|hh|hpp|hxx|cuh)$"
+    r"|/include/(?:.*/)?(?:[^/.]+|[^/]+\.(?:c|inc|ipp|tcc|pxd|def))$"
+)
 _TOOL_NAMES = (
     r"^(?:[\w.+]+-)?(?:gcc|g\+\+|c\+\+|cc|cpp|ld|ld\.bfd|ld\.gold|as|ar|ranlib|objdump|objcopy|readelf|make|"
     r"gmake|cmake|pkg-config|pkgconf|clang|clang\+\+|cc1|cc1plus|lto1|collect2|gfortran)(?:-\d+(?:\.\d+)*)?$"
@@ -228,7 +266,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("apk-cache", "caches", prefixes=("/var/cache/apk/", "/etc/apk/cache/")),
     Rule("npm-yarn-cache", "caches", contains=("/.npm/", "/.yarn/cache/", "/.cache/yarn/")),
     Rule("pip-build-dirs", "caches", folder=r"/tmp/pip-[^/]*/"),
-    Rule("toolchain-package", "build-toolchain", owner_globs=_TOOLCHAIN_PACKAGES, owner_excludes=("*-base",)),
+    Rule("toolchain-package", TOOLCHAIN, owner_globs=TOOLCHAIN_PACKAGES, owner_excludes=TOOLCHAIN_EXCLUDES),
+    Rule("python-build-files", "python-other", python_tree=True, pattern=PYTHON_BUILD_FILES),
     Rule("headers", "build-toolchain", prefixes=("/usr/include/", "/usr/local/include/")),
     Rule("gcc-internals", "build-toolchain", prefixes=("/usr/lib/gcc/", "/usr/libexec/gcc/", "/usr/lib/gcc-cross/")),
     Rule("static-library", "build-toolchain", suffixes=(".a",)),

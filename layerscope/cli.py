@@ -215,7 +215,7 @@ def _diff(args: argparse.Namespace) -> Exit:
     _write_output(diff_renderer(args.format)(report, RenderOptions(packages=limit)), args.output)
     if report.expectation is not None and not report.expectation.met:
         print(
-            f"layerscope: the reduction in total size is {report.reduction.percent:.1f}% "
+            f"layerscope: the reduction in total size is {report.reduction.fraction:.1%} "
             f"({report.reduction.bytes:,} bytes), less than the expected {report.expectation.expected}",
             file=sys.stderr,
         )

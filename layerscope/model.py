@@ -1,10 +1,23 @@
-"""The reports layerscope produces: immutable pydantic models. All sizes are integer bytes."""
+"""The reports layerscope produces: immutable pydantic models.
+
+Conventions every report keeps: sizes are integer bytes; fractions are 0-1 (never percent); closed
+vocabularies are enums (layerscope.vocab); lists are complete (renderers shorten them for people, and
+every human string is made by a renderer from these fields). `python -m layerscope.model` rewrites the
+committed JSON Schemas under schemas/ from these models.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+from layerscope.archive.blobs import Compression
+from layerscope.vocab import Category, Change, EvidenceKind, PackageType, Severity, SizeMetric, Status, Unit
+
+SCHEMA_VERSION = 2
 
 
 class _Frozen(BaseModel):
@@ -18,7 +31,7 @@ class LayerReport(_Frozen):
     compressed_size: int | None = Field(
         description="Size of the stored blob when the source stores it compressed (gzip/zstd), else null"
     )
-    compression: str = Field(description="Compression sniffed from the blob's magic bytes: gzip, zstd or none")
+    compression: Compression = Field(description="Compression sniffed from the blob's magic bytes")
     files: int = Field(description="Tar entries that are not directories or whiteout markers")
     created_by: str | None = Field(description="History command that made the layer; null when unknown")
     added_bytes: int = Field(description="Regular-file bytes written at paths new to the image")
@@ -33,7 +46,7 @@ class LargeFile(_Frozen):
 
 
 class PackageReport(_Frozen):
-    type: str = Field(description="deb, rpm, apk or python")
+    type: PackageType
     name: str
     version: str
     arch: str | None = None
@@ -41,25 +54,47 @@ class PackageReport(_Frozen):
     files: int = Field(description="Regular files it owns that are present in the final filesystem")
     claimed_size: int | None = Field(default=None, description="Installed size its database states")
     location: str = Field(default="", description="Database or dist-info folder it was read from")
-    categories: dict[str, int] = Field(default_factory=dict, description="Its bytes per category")
+    categories: dict[Category, int] = Field(default_factory=dict, description="Its bytes per category")
     python_split: dict[str, int] | None = Field(
         default=None, description="Python distributions: bytes of py, pyc, native (.so/.pyd) and data files"
     )
 
 
 class CategoryReport(_Frozen):
-    name: str
+    name: Category
     size: int = Field(description="Bytes of the final filesystem's regular files in this category")
     files: int
     rules: dict[str, int] = Field(default_factory=dict, description="Bytes placed by each rule")
 
 
+class Evidence(_Frozen):
+    """One thing a finding or verdict points at. Which fields a kind fills:
+    package: name, package_type, bytes, files; file: path, bytes, layer, package (its owner, if any);
+    folder: path, bytes, files, name (the rule that placed them); layer: layer, removed_in, bytes, files.
+    A folder item counts the files under it that no deeper folder item of the same list counts, so the
+    items of one list never count a byte twice and their bytes add up to the finding's bytes."""
+
+    kind: EvidenceKind
+    bytes: int | None = Field(default=None, description="null only where it is not measured (forbidden-paths)")
+    name: str | None = Field(
+        default=None,
+        description="kind package: its name; kind folder: the rule that placed the files; kind file: a label "
+        "some findings give (stale-bytecode: the bytecode's interpreter tag, e.g. cpython-39)",
+    )
+    path: str | None = Field(default=None, description="File or folder, an absolute path in the image")
+    files: int | None = Field(default=None, description="Regular files the item stands for")
+    layer: int | None = Field(default=None, description="Layer index whose copy of the bytes it is")
+    removed_in: int | None = Field(default=None, description="kind layer: the layer that deleted or overwrote them")
+    package: str | None = Field(default=None, description="kind file: the owning package's name, if any")
+    package_type: PackageType | None = None
+
+
 class Finding(_Frozen):
     id: str = Field(description="Stable identifier, e.g. build-tools-present")
-    severity: str = Field(description="high, medium, low or info")
-    message: str
+    severity: Severity
+    message: str = Field(description="What is wrong, in one sentence without figures (they are in the fields)")
     bytes: int = Field(description="Bytes at stake")
-    evidence: list[str] = Field(default_factory=list, description="Packages or paths, with their sizes")
+    evidence: list[Evidence] = Field(default_factory=list, description="Every item, biggest first")
     fix: str = Field(description="The Dockerfile change that removes it")
 
 
@@ -69,8 +104,11 @@ class PythonReport(_Frozen):
         description="Fraction of .py files with __pycache__/NAME.cpython-XY.pyc for that interpreter; "
         "null when the image has no Python"
     )
-    source_files: int = 0
+    source_files: int = Field(default=0, description="Importable .py files (see missing-bytecode in the README)")
     missing_bytecode_files: int = 0
+    import_roots: list[str] = Field(
+        default_factory=list, description="Folders an import starts from; only .py files they reach are counted"
+    )
 
 
 class ImageReport(_Frozen):
@@ -86,7 +124,7 @@ class ImageReport(_Frozen):
         description="Sum of the layers' compressed_size when every layer has one, else null"
     )
     files: int = Field(description="Non-directory paths in the final filesystem")
-    efficiency: float = Field(description="dive 0.13's efficiency score, computed as dive does")
+    efficiency: float = Field(description="dive 0.13's efficiency score (0-1), computed as dive does")
     wasted_bytes: int = Field(description="dive 0.13's wasted bytes, computed as dive does")
     user_wasted_fraction: float = Field(description="dive 0.13's wasted bytes / bytes above the base layer")
     largest_files: list[LargeFile]
@@ -107,43 +145,52 @@ class ImageSide(_Frozen):
 
 
 class SizeChange(_Frozen):
-    metric: str = Field(description="total_size, squashed_size or compressed_size")
+    metric: SizeMetric
     old: int
     new: int
     delta: int = Field(description="new - old")
-    percent: float = Field(description="Reduction in percent of old (0-100; negative when it grew)")
+    reduction: float = Field(description="(old - new) / old, a fraction (0-1; negative when it grew)")
 
 
 class Reduction(_Frozen):
-    metric: str = Field(description="The headline figure the reduction is measured on")
+    metric: SizeMetric = Field(description="The headline figure the reduction is measured on")
     bytes: int = Field(description="old - new")
-    percent: float = Field(description="(old - new) / old * 100")
+    fraction: float = Field(description="(old - new) / old, 0-1 (negative when it grew)")
 
 
 class CategoryChange(_Frozen):
-    name: str
+    name: Category
     old: int
     new: int
     delta: int
-    old_share: float
-    new_share: float
+    old_share: float = Field(description="Fraction (0-1) of the old image's squashed size")
+    new_share: float = Field(description="Fraction (0-1) of the new image's squashed size")
 
 
 class PackageChange(_Frozen):
-    type: str
+    type: PackageType
     name: str
     old_version: str | None = None
     new_version: str | None = None
     old_size: int = 0
     new_size: int = 0
     toolchain: bool = Field(default=False, description="Owns build-toolchain bytes (in whichever image has it)")
-    what: list[str] = Field(default_factory=list, description="For a changed package: version, size or both")
+    what: list[Change] = Field(default_factory=list, description="For a changed package: version, size or both")
+    noise: bool = Field(
+        default=False,
+        description="A Python package's size-only change within the noise threshold (see PackageDiff): "
+        "bytecode written by another compileall run, not a change a person made",
+    )
 
 
 class PackageDiff(_Frozen):
     removed: list[PackageChange] = Field(default_factory=list)
     added: list[PackageChange] = Field(default_factory=list)
-    changed: list[PackageChange] = Field(default_factory=list, description="Version or size changed")
+    changed: list[PackageChange] = Field(
+        default_factory=list, description="Version or size changed: every one, the noise included"
+    )
+    noise_threshold_bytes: int = Field(description="A size-only change of at most this many bytes is noise …")
+    noise_threshold_fraction: float = Field(description="… or of at most this fraction (0-1) of the larger size")
 
 
 class LayerSide(_Frozen):
@@ -156,7 +203,7 @@ class LayerSide(_Frozen):
 
 class FindingChange(_Frozen):
     id: str
-    severity: str
+    severity: Severity
     old_bytes: int | None = None
     new_bytes: int | None = None
     message: str = ""
@@ -171,7 +218,9 @@ class FindingDiff(_Frozen):
 class ToolchainVerdict(_Frozen):
     clean: bool = Field(description="No build-toolchain bytes left in the new image")
     bytes: int
-    remaining: list[str] = Field(default_factory=list, description="What is left, as 'name size'")
+    remaining: list[Evidence] = Field(
+        default_factory=list, description="Every package (or folder of unpackaged files) left, biggest first"
+    )
 
 
 class PythonChange(_Frozen):
@@ -183,6 +232,8 @@ class PythonChange(_Frozen):
 
 class Expectation(_Frozen):
     expected: str = Field(description="As given: a percentage or a size")
+    fraction: float | None = Field(default=None, description="The expected reduction as a fraction (0-1), if so given")
+    bytes: int | None = Field(default=None, description="The expected reduction in bytes, if so given")
     met: bool
 
 
@@ -203,13 +254,19 @@ class DiffReport(_Frozen):
     expectation: Expectation | None = None
 
 
+class Measure(_Frozen):
+    value: int | float
+    unit: Unit
+
+
 class RuleResult(_Frozen):
     key: str = Field(description="The rule's configuration key, e.g. max-total-size or dive.lowest-efficiency")
-    status: str = Field(description="pass, fail, warn or skip")
-    measured: str = Field(description="What the image measures, as shown to people")
-    threshold: str = Field(description="The configured limit, as written")
+    status: Status
+    measured: Measure | None = Field(description="What the image measures; null when the rule was skipped")
+    threshold: Measure = Field(description="The configured limit")
     message: str
     fix: str = Field(default="", description="What to change, when the rule does not pass")
+    evidence: list[Evidence] = Field(default_factory=list, description="What made it fail: every item")
 
 
 class CheckReport(_Frozen):
@@ -219,3 +276,30 @@ class CheckReport(_Frozen):
     config: str = Field(description="Where the rules came from")
     results: list[RuleResult]
     passed: bool = Field(description="No rule failed (warnings allowed)")
+
+
+REPORTS: dict[str, type[BaseModel]] = {
+    "image-report": ImageReport,
+    "diff-report": DiffReport,
+    "check-report": CheckReport,
+}
+
+
+def json_schemas() -> dict[str, str]:
+    """File name -> JSON Schema text of each report, as committed under schemas/."""
+    return {
+        f"{name}.schema.json": json.dumps(model.model_json_schema(mode="serialization"), indent=2) + "\n"
+        for name, model in REPORTS.items()
+    }
+
+
+def write_schemas(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in json_schemas().items():
+        (folder / name).write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "schemas"
+    write_schemas(target)
+    print(f"wrote {len(REPORTS)} schemas to {target}", file=sys.stderr)

@@ -88,12 +88,14 @@ def tar_layer(entries: list[tuple[str, str, bytes | str | int]]) -> bytes:
     return buffer.getvalue()
 
 
-def image_of(layers: list[bytes], history: list[str] | None = None) -> bytes:
-    """A legacy `docker save` archive of the given layer tars."""
+def image_of(layers: list[bytes], history: list[str] | None = None, runtime: dict[str, object] | None = None) -> bytes:
+    """A legacy `docker save` archive of the given layer tars; `runtime` is the config's `config`
+    object (Env, WorkingDir …)."""
     config = json.dumps(
         {
             "architecture": "amd64",
             "os": "linux",
+            **({"config": runtime} if runtime is not None else {}),
             "history": [{"created_by": c} for c in (history or [f"layer {i}" for i in range(len(layers))])],
             "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(t).hexdigest() for t in layers]},
         }

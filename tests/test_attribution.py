@@ -193,12 +193,14 @@ def test_categories_partition_the_final_filesystem(report: dict[str, Any]) -> No
 
 
 def test_python_facts(report: dict[str, Any]) -> None:
-    # .py files: requests/__init__ (covered), api (missing), compat (covered), os.py (covered),
-    # attrs/__init__ (missing), /srv/app/main.py (missing)
+    # importable .py files: requests/__init__ (covered), api (missing), compat (covered), os.py (covered);
+    # /var/task/python (pip --target) and /srv/app are on no import path: the config sets no
+    # PYTHONPATH, LAMBDA_TASK_ROOT or WORKDIR
     assert report["python"]["version"] == "3.11"
-    assert report["python"]["source_files"] == 6
-    assert report["python"]["missing_bytecode_files"] == 3
-    assert report["python"]["bytecode_coverage"] == pytest.approx(3 / 6)
+    assert report["python"]["source_files"] == 4
+    assert report["python"]["missing_bytecode_files"] == 1
+    assert report["python"]["bytecode_coverage"] == pytest.approx(3 / 4)
+    assert report["python"]["import_roots"] == ["/usr/lib/python3.11", "/usr/lib/python3/dist-packages", SITE]
 
 
 def test_findings(report: dict[str, Any]) -> None:
@@ -212,19 +214,38 @@ def test_findings(report: dict[str, Any]) -> None:
         "large-unowned-files",
     }
     build = findings["build-tools-present"]
-    assert build["evidence"] == ["gcc-12 16.0 kB", "libc6-dev 1.2 kB"]
+    owned = {name: [0, 0] for name in ("gcc-12", "libc6-dev")}
+    for size, owner, _ in DEB_FILES.values():
+        if owner in owned:
+            owned[owner][0] += size
+            owned[owner][1] += 1
+    assert build["evidence"] == [
+        {**_EMPTY, "kind": "package", "name": name, "package_type": "deb", "bytes": b, "files": n}
+        for name, (b, n) in sorted(owned.items(), key=lambda kv: -kv[1][0])
+    ]
     assert build["bytes"] == 16_000 + 1_200
     assert findings["package-cache-present"]["bytes"] == 7_000
     missing = findings["missing-bytecode"]
-    assert missing["bytes"] == 900 + 150 + 120
-    assert findings["stale-bytecode"]["bytes"] == 333
-    assert findings["stale-bytecode"]["evidence"] == ["cpython-39 333 B"]
+    assert missing["bytes"] == 900
+    assert missing["evidence"] == [
+        {**_EMPTY, "kind": "file", "path": f"{SITE}/requests/api.py", "bytes": 900, "layer": 1, "package": "requests"}
+    ]
+    stale = findings["stale-bytecode"]
+    assert stale["bytes"] == 333
+    assert [(e["path"], e["name"]) for e in stale["evidence"]] == [
+        (f"{SITE}/requests/__pycache__/api.cpython-39.pyc", "cpython-39")
+    ]
     deleted = findings["deleted-in-later-layer"]
     assert deleted["bytes"] == 1_000
-    assert deleted["evidence"] == ["layer 1 (RUN pip install) wrote 1.0 kB that layer 2 (RUN rm) deleted or overwrote"]
-    assert findings["large-unowned-files"]["evidence"] == ["/srv/app/model.bin 6.0 MB"]
+    assert deleted["evidence"] == [{**_EMPTY, "kind": "layer", "layer": 1, "removed_in": 2, "bytes": 1_000, "files": 1}]
+    assert findings["large-unowned-files"]["evidence"] == [
+        {**_EMPTY, "kind": "file", "path": "/srv/app/model.bin", "bytes": 6_000_000, "layer": 1}
+    ]
     for finding in findings.values():
         assert finding["fix"] and finding["severity"] in {"high", "medium", "low", "info"}
+
+
+_EMPTY = dict.fromkeys(("bytes", "name", "path", "files", "layer", "removed_in", "package", "package_type"))
 
 
 APK_DB = """C:Q1abc=
@@ -287,4 +308,10 @@ def test_distroless_status_d(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     out = json.loads(capsys.readouterr().out)
     debs = _packages(out, "deb")
     assert {n: (p["version"], p["size"]) for n, p in debs.items()} == {"libssl3": ("3.0.11-1", 701_000)}
-    assert out["python"] == {"version": None, "bytecode_coverage": None, "source_files": 0, "missing_bytecode_files": 0}
+    assert out["python"] == {
+        "version": None,
+        "bytecode_coverage": None,
+        "source_files": 0,
+        "missing_bytecode_files": 0,
+        "import_roots": [],
+    }

@@ -65,8 +65,10 @@ def test_sizes_and_reduction(diff: dict[str, Any]) -> None:
     assert diff["reduction"] == {
         "metric": "total_size",
         "bytes": old - new,
-        "percent": pytest.approx((old - new) / old * 100),
+        "fraction": pytest.approx((old - new) / old),
     }
+    for change in diff["sizes"]:  # one scale for fractions: 0-1
+        assert change["reduction"] == pytest.approx((change["old"] - change["new"]) / change["old"])
     removed_wheels = sum(mp.WHEELS.values())
     assert diff["old"]["squashed_size"] == old - removed_wheels - len(mp._status(mp.BASE_DEBS))
     shared = _layer_sizes(mp.BEFORE)[0]
@@ -101,8 +103,11 @@ def test_packages_and_findings(diff: dict[str, Any]) -> None:
         assert changed[name]["old_size"] - changed[name]["new_size"] == len(pyc_rows.encode())
         assert changed[name]["old_version"] == changed[name]["new_version"]
         assert changed[name]["what"] == ["size"]
+        assert changed[name]["noise"]  # a few hundred bytes of RECORD rows: under 4 kB
+    assert diff["packages"]["noise_threshold_bytes"] == 4_000
     f = diff["findings"]
-    assert {x["id"] for x in f["resolved"]} == {"build-tools-present", "package-cache-present"}
+    # the application's two modules had no bytecode before; every importable module has it after
+    assert {x["id"] for x in f["resolved"]} == {"build-tools-present", "package-cache-present", "missing-bytecode"}
     assert f["introduced"] == []
     assert diff["python"]["old_version"] == diff["python"]["new_version"] == "3.11"
     assert diff["python"]["new_coverage"] > diff["python"]["old_coverage"]
@@ -140,3 +145,60 @@ def test_committed_pair_is_reproducible(tmp_path: Path) -> None:
         fresh = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
         assert fresh == hashlib.sha256((ROOT / "sample_images" / name).read_bytes()).hexdigest(), name
         assert (ROOT / "sample_images" / name).stat().st_size < 5_000_000
+
+
+def _dist(name: str, version: str, size: int) -> list[tuple[str, str, bytes | str | int]]:
+    site = "/usr/local/lib/python3.11/site-packages"
+    info = f"{name}-{version}.dist-info"
+    return [
+        ("file", f"{site}/{name}/core.py", size),
+        ("file", f"{site}/{info}/METADATA", f"Name: {name}\nVersion: {version}\n".encode()),
+        ("file", f"{site}/{info}/RECORD", f"{name}/core.py,,\n".encode()),
+    ]
+
+
+# name -> (old version, old size, new version, new size, noise?)
+NOISE_CASES = {
+    "at-bytes": ("1.0", 100_000, "1.0", 104_000, True),  # 4,000 bytes: the limit, inclusive
+    "over-bytes": ("1.0", 100_000, "1.0", 104_001, False),  # 4,001 bytes, under 4% but over 1%
+    "within-fraction": ("1.0", 10_000_000, "1.0", 10_090_000, True),  # 0.9% of a big package
+    "new-version": ("1.0", 100_000, "1.1", 100_000, False),
+}
+
+
+def test_size_only_noise_is_summed_up(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from builders import image_of, tar_layer
+
+    old_entries = [e for name, (v, n, _, _, _) in NOISE_CASES.items() for e in _dist(name, v, n)]
+    new_entries = [e for name, (_, _, v, n, _) in NOISE_CASES.items() for e in _dist(name, v, n)]
+    (tmp_path / "old.tar").write_bytes(image_of([tar_layer(old_entries)]))
+    (tmp_path / "new.tar").write_bytes(image_of([tar_layer(new_entries)]))
+    old, new = str(tmp_path / "old.tar"), str(tmp_path / "new.tar")
+    code, out, _ = run(capsys, old, new, "--format", "json")
+    assert code == 0
+    changed = {c["name"]: c for c in json.loads(out)["packages"]["changed"]}
+    assert {name: c["noise"] for name, c in changed.items()} == {n: case[4] for n, case in NOISE_CASES.items()}
+    _, text, _ = run(capsys, old, new)
+    noise_delta = sum(case[3] - case[1] for case in NOISE_CASES.values() if case[4])
+    assert "Not listed: 2 packages with the same version" in text and f"(+{noise_delta / 1000:.1f} kB in all)" in text
+    listed = [line.split()[2] for line in text.splitlines() if line.startswith("changed ")]
+    assert sorted(listed) == ["new-version", "over-bytes"]
+
+
+def test_os_packages_are_never_noise(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from builders import image_of, tar_layer
+
+    def deb(size_: int) -> bytes:
+        status = b"Package: tzdata\nStatus: install ok installed\nVersion: 2024a-1\nArchitecture: all\n"
+        return tar_layer(
+            [
+                ("file", "/var/lib/dpkg/status", status),
+                ("file", "/var/lib/dpkg/info/tzdata.list", b"/usr/share/zoneinfo/UTC\n"),
+                ("file", "/usr/share/zoneinfo/UTC", size_),
+            ]
+        )
+
+    (tmp_path / "old.tar").write_bytes(image_of([deb(100_000)]))
+    (tmp_path / "new.tar").write_bytes(image_of([deb(100_010)]))
+    _, out, _ = run(capsys, str(tmp_path / "old.tar"), str(tmp_path / "new.tar"), "--format", "json")
+    assert [(c["name"], c["noise"]) for c in json.loads(out)["packages"]["changed"]] == [("tzdata", False)]

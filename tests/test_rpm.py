@@ -186,7 +186,7 @@ def test_image_with_rpm_database(rpm_root: Path, tmp_path: Path, capsys: pytest.
     assert sum(categories.values()) == report["squashed_size"]
     build = next(f for f in report["findings"] if f["id"] == "build-tools-present")
     assert build["bytes"] == sum(PACKAGES["lsbeta-devel"][2].values())
-    assert any(e.startswith("lsbeta-devel ") for e in build["evidence"])
+    assert [(e["kind"], e["name"]) for e in build["evidence"]] == [("package", "lsbeta-devel")]
 
 
 # -- real databases from other projects (tests/fixtures/README.md) ------------------------------------

@@ -129,8 +129,12 @@ def attribute(fs: FinalFS, rules: tuple[Rule, ...] = DEFAULT_RULES) -> Attributi
     _claim_python_leftovers(fs, owned, py_owner)
     files: dict[str, FileFacts] = {}
     classify = Classifier(rules)
+    # pip --target folders (/var/task/python) hold unlisted files too: wheel data, headers, libraries
+    sites = tuple(sorted({posixpath.dirname(o.package.location) + "/" for o in owned if o.package.type == "python"}))
     for path, node in fs.regular_files():
-        facts = FileFacts(path, node.size, os_owner.get(path), py_owner.get(path))
+        facts = FileFacts(
+            path, node.size, os_owner.get(path), py_owner.get(path), node.layer, bool(sites) and path.startswith(sites)
+        )
         facts.rule = classify(facts)
         files[path] = facts
     return Attribution(packages=owned, files=files, warnings=warnings)

@@ -6,12 +6,18 @@ never re-reads a layer.
 The headline is total_size: the bytes the image stores and a pull moves, uncompressed (what `docker
 images` shows). It counts the copies a later layer deletes or overwrites, which is exactly the waste a
 multi-stage rewrite removes and which squashed_size would hide.
+
+Noise: a Python package whose version is the same on both sides and whose size differs by at most
+NOISE_BYTES, or by at most NOISE_FRACTION of its larger size, is marked `noise`: bytecode written by
+another compileall run (paths embedded in each .pyc) moves a package by a few bytes per module, while a
+change a person makes (deleting tests, stripping libraries) moves it by more than 1%. JSON keeps every
+changed package; the text renderings sum the noise up in one line.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-
+from layerscope.analysis.findings import BuildToolsPresent
+from layerscope.classify import TOOLCHAIN
 from layerscope.model import (
     CategoryChange,
     DiffReport,
@@ -29,10 +35,12 @@ from layerscope.model import (
     SizeChange,
     ToolchainVerdict,
 )
-from layerscope.units import Threshold, size
+from layerscope.units import Threshold
+from layerscope.vocab import Change, PackageType, SizeMetric
 
-HEADLINE = "total_size"
-TOOLCHAIN = "build-toolchain"
+HEADLINE = SizeMetric.TOTAL_SIZE
+NOISE_BYTES = 4_000
+NOISE_FRACTION = 0.01
 
 
 def _side(report: ImageReport) -> ImageSide:
@@ -46,17 +54,17 @@ def _side(report: ImageReport) -> ImageSide:
     )
 
 
-def _percent(old: int, new: int) -> float:
-    return (old - new) / old * 100 if old else 0.0
+def _fraction(old: int, new: int) -> float:
+    return (old - new) / old if old else 0.0
 
 
 def _sizes(old: ImageReport, new: ImageReport) -> list[SizeChange]:
     changes = []
-    for metric in ("total_size", "squashed_size", "compressed_size"):
-        a, b = getattr(old, metric), getattr(new, metric)
+    for metric in SizeMetric:
+        a, b = getattr(old, metric.value), getattr(new, metric.value)
         if a is None or b is None:
             continue  # compressed size only where both sources know it
-        changes.append(SizeChange(metric=metric, old=a, new=b, delta=b - a, percent=_percent(a, b)))
+        changes.append(SizeChange(metric=metric, old=a, new=b, delta=b - a, reduction=_fraction(a, b)))
     return changes
 
 
@@ -78,9 +86,9 @@ def _categories(old: ImageReport, new: ImageReport) -> list[CategoryChange]:
     return sorted(changes, key=lambda c: (-abs(c.delta), c.name))
 
 
-def _by_key(packages: list[PackageReport]) -> dict[tuple[str, str], tuple[str, int, bool]]:
+def _by_key(packages: list[PackageReport]) -> dict[tuple[PackageType, str], tuple[str, int, bool]]:
     """(type, name) -> (version, size, toolchain); a name found twice (two site folders) adds up."""
-    merged: dict[tuple[str, str], tuple[str, int, bool]] = {}
+    merged: dict[tuple[PackageType, str], tuple[str, int, bool]] = {}
     for p in packages:
         key = (p.type, p.name)
         toolchain = p.categories.get(TOOLCHAIN, 0) > 0
@@ -105,7 +113,7 @@ def _packages(old: ImageReport, new: ImageReport) -> PackageDiff:
             added.append(PackageChange(type=kind, name=name, new_version=version, new_size=size_, toolchain=tool))
         elif before[key][:2] != after[key][:2]:
             (v1, s1, t1), (v2, s2, t2) = before[key], after[key]
-            what = [label for label, differs in (("version", v1 != v2), ("size", s1 != s2)) if differs]
+            what = [label for label, differs in ((Change.VERSION, v1 != v2), (Change.SIZE, s1 != s2)) if differs]
             changed.append(
                 PackageChange(
                     type=kind,
@@ -116,6 +124,7 @@ def _packages(old: ImageReport, new: ImageReport) -> PackageDiff:
                     new_size=s2,
                     toolchain=t1 or t2,
                     what=what,
+                    noise=kind == PackageType.PYTHON and what == [Change.SIZE] and is_noise(s1, s2),
                 )
             )
     by_size = {
@@ -127,7 +136,15 @@ def _packages(old: ImageReport, new: ImageReport) -> PackageDiff:
         removed=sorted(removed, key=by_size["removed"]),
         added=sorted(added, key=by_size["added"]),
         changed=sorted(changed, key=by_size["changed"]),
+        noise_threshold_bytes=NOISE_BYTES,
+        noise_threshold_fraction=NOISE_FRACTION,
     )
+
+
+def is_noise(old_size: int, new_size: int) -> bool:
+    """A size-only change small enough to be another compileall run's bytecode (module docstring)."""
+    delta = abs(new_size - old_size)
+    return delta <= NOISE_BYTES or delta <= NOISE_FRACTION * max(old_size, new_size)
 
 
 def _layers(report: ImageReport, other: ImageReport) -> list[LayerSide]:
@@ -167,22 +184,17 @@ def _findings(old: ImageReport, new: ImageReport) -> FindingDiff:
 
 
 def _toolchain(new: ImageReport) -> ToolchainVerdict:
+    """The new image's build-toolchain category (the one definition, in classify.py), with the
+    evidence of its build-tools-present finding: every package, and folders of unpackaged files."""
     total = next((c.size for c in new.categories if c.name == TOOLCHAIN), 0)
-    owners: dict[str, int] = defaultdict(int)
-    for p in new.packages:
-        if p.categories.get(TOOLCHAIN):
-            owners[p.name] += p.categories[TOOLCHAIN]
-    unpackaged = total - sum(owners.values())
-    if unpackaged > 0:
-        owners["files of no package"] += unpackaged
-    remaining = [f"{name} {size(b)}" for name, b in sorted(owners.items(), key=lambda kv: (-kv[1], kv[0]))]
-    return ToolchainVerdict(clean=total == 0, bytes=total, remaining=remaining)
+    found = next((f for f in new.findings if f.id == BuildToolsPresent.id), None)
+    return ToolchainVerdict(clean=total == 0, bytes=total, remaining=list(found.evidence) if found else [])
 
 
 def build_diff(old: ImageReport, new: ImageReport, expect: Threshold | None = None) -> DiffReport:
     sizes = _sizes(old, new)
     headline = next(s for s in sizes if s.metric == HEADLINE)
-    reduction = Reduction(metric=HEADLINE, bytes=-headline.delta, percent=headline.percent)
+    reduction = Reduction(metric=HEADLINE, bytes=-headline.delta, fraction=headline.reduction)
     layers_new = _layers(new, old)
     return DiffReport(
         old=_side(old),
@@ -204,5 +216,10 @@ def build_diff(old: ImageReport, new: ImageReport, expect: Threshold | None = No
         ),
         expectation=None
         if expect is None
-        else Expectation(expected=expect.text, met=expect.met_by(headline.old, headline.new)),
+        else Expectation(
+            expected=expect.text,
+            fraction=None if expect.percent is None else expect.percent / 100,
+            bytes=expect.bytes,
+            met=expect.met_by(headline.old, headline.new),
+        ),
     )

@@ -1,23 +1,30 @@
 """Findings: the verdicts a user acts on. Each rule is a small object that looks at the analysed image
-and returns at most one Finding, with the bytes at stake, the evidence and the Dockerfile fix."""
+and returns at most one Finding, with the bytes at stake, the evidence and the Dockerfile fix.
+
+Evidence is data, complete and unrounded (layerscope.model.Evidence); the renderers format and
+shorten it. A new finding is a class with an `id` and an `evaluate` that picks files and hands them to
+one of the evidence helpers below (by_owner, file_items, folder_items), then `finding(...)`; add it to
+FINDING_RULES.
+"""
 
 from __future__ import annotations
 
 import posixpath
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from layerscope.analysis.attribution import Attribution
 from layerscope.analysis.pythonenv import PythonFacts
-from layerscope.model import Finding
+from layerscope.catalogers import Package
+from layerscope.classify import TOOLCHAIN, FileFacts
+from layerscope.model import Evidence, Finding
 from layerscope.tree import RemovedFile
-from layerscope.units import short_command
-from layerscope.units import size as human
+from layerscope.vocab import Category, EvidenceKind, PackageType, Severity
 
-EVIDENCE_LIMIT = 15
 LARGE_FILE = 5_000_000
+DELETED_HIGH = 10_000_000  # deleted-in-later-layer is high severity from here on
 
 
 @dataclass(frozen=True)
@@ -25,7 +32,6 @@ class Context:
     attribution: Attribution
     python: PythonFacts
     removed: list[RemovedFile]
-    commands: list[str | None]
 
 
 class FindingRule(Protocol):
@@ -34,77 +40,151 @@ class FindingRule(Protocol):
     def evaluate(self, ctx: Context) -> Finding | None: ...
 
 
-def _top(groups: dict[str, int], limit: int = EVIDENCE_LIMIT) -> list[str]:
-    ranked = sorted(groups.items(), key=lambda kv: (-kv[1], kv[0]))
-    lines = [f"{name} {human(size)}" for name, size in ranked[:limit]]
-    if len(ranked) > limit:
-        rest = sum(size for _, size in ranked[limit:])
-        lines.append(f"… and {len(ranked) - limit} more, {human(rest)}")
-    return lines
+# --- evidence helpers: each returns complete items; `finding` sorts them biggest first -------------
 
 
-def _category_files(ctx: Context, category: str) -> Iterable[tuple[str, int, str, str | None]]:
-    for path, facts in ctx.attribution.files.items():
-        if facts.category == category:
-            owner = facts.os_owner or facts.py_owner
-            yield path, facts.size, facts.placed_by.name, owner.name if owner else None
+def _owner_name(owner: Package | None) -> str | None:
+    return owner.name if owner else None
+
+
+def by_owner(
+    files: Iterable[FileFacts],
+    folder_of: Callable[[FileFacts], str],
+    python_first: bool = False,
+) -> list[Evidence]:
+    """One package item per owning package; files of no package grouped by `folder_of` and the rule
+    that placed them."""
+    packages: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    folders: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for f in files:
+        owner = (f.py_owner or f.os_owner) if python_first else (f.os_owner or f.py_owner)
+        group = packages[(owner.type, owner.name)] if owner else folders[(folder_of(f), f.placed_by.name)]
+        group[0] += f.size
+        group[1] += 1
+    items = [
+        Evidence(kind=EvidenceKind.PACKAGE, name=name, package_type=PackageType(kind), bytes=b, files=n)
+        for (kind, name), (b, n) in packages.items()
+    ]
+    items += [
+        Evidence(kind=EvidenceKind.FOLDER, path=path, name=rule, bytes=b, files=n)
+        for (path, rule), (b, n) in folders.items()
+    ]
+    return items
+
+
+def file_items(files: Iterable[FileFacts], name: Callable[[FileFacts], str | None] = lambda f: None) -> list[Evidence]:
+    return [
+        Evidence(
+            kind=EvidenceKind.FILE,
+            path=f.path,
+            bytes=f.size,
+            layer=f.layer,
+            package=_owner_name(f.py_owner or f.os_owner),
+            name=name(f),
+        )
+        for f in files
+    ]
+
+
+def folder_items(files: Iterable[FileFacts], folder_of: Callable[[FileFacts], str]) -> list[Evidence]:
+    """Files grouped by folder and rule. Folders may nest: each file counts in one item only."""
+    groups: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for f in files:
+        group = groups[(folder_of(f), f.placed_by.name)]
+        group[0] += f.size
+        group[1] += 1
+    return [
+        Evidence(kind=EvidenceKind.FOLDER, path=path, name=rule, bytes=b, files=n)
+        for (path, rule), (b, n) in groups.items()
+    ]
+
+
+def _order(item: Evidence) -> tuple[int, str, str]:
+    return (-(item.bytes or 0), item.name or "", item.path or "")
+
+
+def finding(rule_id: str, severity: Severity, message: str, evidence: list[Evidence], fix: str) -> Finding | None:
+    """The finding, or None when there is nothing to report (no bytes at stake)."""
+    total = sum(item.bytes or 0 for item in evidence)
+    if not evidence or not total:
+        return None
+    return Finding(
+        id=rule_id, severity=severity, message=message, bytes=total, evidence=sorted(evidence, key=_order), fix=fix
+    )
+
+
+def _in_category(ctx: Context, category: str) -> Iterable[FileFacts]:
+    return (f for f in ctx.attribution.files.values() if f.category == category)
+
+
+def _placed_by(ctx: Context, rule: str) -> Iterable[FileFacts]:
+    return (f for f in ctx.attribution.files.values() if f.placed_by.name == rule)
+
+
+def _folder(path: str, depth: int) -> str:
+    """The first `depth` folders of a file's folder: /usr/include/python3.11/x/y.h -> /usr/include/python3.11."""
+    return "/".join(posixpath.dirname(path).split("/")[: depth + 1]) or "/"
+
+
+# --- the rules --------------------------------------------------------------------------------------
 
 
 class BuildToolsPresent:
     id = "build-tools-present"
 
     def evaluate(self, ctx: Context) -> Finding | None:
-        groups: dict[str, int] = defaultdict(int)
-        for path, size, rule, owner in _category_files(ctx, "build-toolchain"):
-            groups[owner or _unpackaged_label(rule, path)] += size
-        total = sum(groups.values())
-        if not total:
-            return None
-        return Finding(
-            id=self.id,
-            severity="high",
-            message=f"Build toolchain in the final image: {human(total)} of compilers, headers, static "
-            f"libraries and -dev packages in {len(groups)} groups",
-            bytes=total,
-            evidence=_top(groups),
-            fix="Build in a separate stage (FROM … AS builder) and COPY --from=builder only the installed "
+        return finding(
+            self.id,
+            Severity.HIGH,
+            "Build toolchain in the final image: compilers, toolchain or -dev packages, system headers or "
+            "static libraries",
+            by_owner(_in_category(ctx, TOOLCHAIN), lambda f: _folder(f.path, 3)),
+            "Build in a separate stage (FROM … AS builder) and COPY --from=builder only the installed "
             "packages into a slim runtime stage that installs runtime libraries, not -dev packages",
         )
 
 
-def _unpackaged_label(rule: str, path: str) -> str:
-    if rule == "headers":
-        return "unpackaged headers (" + "/".join(path.split("/")[:4]) + ")"
-    return f"unpackaged {rule}"
+class PythonBuildFiles:
+    """Headers and static libraries that wheels ship (numpy's include/, blosc2's *.a): only a compiler
+    building against the package reads them. Not a toolchain, and a multi-stage build keeps them."""
+
+    id = "python-build-files"
+
+    def evaluate(self, ctx: Context) -> Finding | None:
+        return finding(
+            self.id,
+            Severity.LOW,
+            "Headers and static libraries shipped inside installed Python packages: only a compiler "
+            "building against them reads them",
+            by_owner(_placed_by(ctx, "python-build-files"), _site_top_folder, python_first=True),
+            "After pip install, delete them in the same RUN (or in the builder stage before COPY): "
+            "find <site-packages> \\( -name '*.a' -o -name '*.h' \\) -delete and rm -rf the packages' "
+            "include/ folders",
+        )
 
 
 class PackageCachePresent:
     id = "package-cache-present"
 
     def evaluate(self, ctx: Context) -> Finding | None:
-        groups: dict[str, int] = defaultdict(int)
-        for path, size, rule, _ in _category_files(ctx, "caches"):
-            groups[f"{rule} {_cache_root(path)}"] += size
-        total = sum(groups.values())
-        if not total:
-            return None
-        return Finding(
-            id=self.id,
-            severity="medium",
-            message=f"Package manager caches in the final image: {human(total)}",
-            bytes=total,
-            evidence=_top(groups),
-            fix="pip install --no-cache-dir; apt-get install … && rm -rf /var/lib/apt/lists/* in the same RUN "
+        return finding(
+            self.id,
+            Severity.MEDIUM,
+            "Package manager caches in the final image",
+            folder_items(_in_category(ctx, Category.CACHES.value), lambda f: _cache_root(f.path)),
+            "pip install --no-cache-dir; apt-get install … && rm -rf /var/lib/apt/lists/* in the same RUN "
             "(or a cache mount: RUN --mount=type=cache,target=/root/.cache/pip); dnf clean all; apk add --no-cache",
         )
 
 
 def _cache_root(path: str) -> str:
+    """The cache folder a file is reported under: one level below the cache's own folder when the file
+    lies deeper (/root/.cache/pip, /var/cache/apt/archives), else that folder (/var/cache/apt). The
+    two can nest: the renderer then calls the outer one "the rest of" it."""
     parts = path.split("/")
     for marker in (".cache", "apt", "dnf", "yum", "apk", ".npm", "zypp"):
         if marker in parts:
             index = parts.index(marker)
-            # one level deeper when that level is a folder: /root/.cache/pip, /var/lib/apt/lists
             depth = index + 2 if len(parts) > index + 2 else index + 1
             return "/".join(parts[:depth])
     return posixpath.dirname(path)
@@ -115,31 +195,18 @@ class MissingBytecode:
 
     def evaluate(self, ctx: Context) -> Finding | None:
         py = ctx.python
-        if py.version is None or not py.missing:
+        if py.version is None:
             return None
-        folders: dict[str, int] = defaultdict(int)
-        for path, size in py.missing:
-            folders[_top_folder(path)] += size
-        total = sum(size for _, size in py.missing)
-        coverage = py.coverage or 0.0
-        return Finding(
-            id=self.id,
-            severity="medium",
-            message=f"{len(py.missing):,} importable .py files ({human(total)}) have no {py.tag} bytecode "
-            f"(coverage {coverage:.1%}): recompiled on every cold start on a read-only filesystem",
-            bytes=total,
-            evidence=_top(folders),
-            fix=f"RUN python{py.version} -m compileall -q -j 0 <site-packages and app folders> after installing "
+        files = ctx.attribution.files
+        return finding(
+            self.id,
+            Severity.MEDIUM,
+            f"Importable .py files have no {py.tag} bytecode: on a read-only filesystem each is compiled "
+            "again on every cold start",
+            file_items(files[path] for path, _ in py.missing if path in files),
+            f"RUN python{py.version} -m compileall -q -j 0 <site-packages and app folders> after installing "
             "(and do not delete __pycache__ folders)",
         )
-
-
-def _top_folder(path: str) -> str:
-    for marker in ("/site-packages/", "/dist-packages/"):
-        if marker in path:
-            head, _, rest = path.partition(marker)
-            return head + marker + rest.split("/", 1)[0]
-    return "/".join(path.split("/")[:3]) or "/"
 
 
 class StaleBytecode:
@@ -147,20 +214,17 @@ class StaleBytecode:
 
     def evaluate(self, ctx: Context) -> Finding | None:
         py = ctx.python
-        if py.version is None or not py.stale:
+        if py.version is None:
             return None
-        groups: dict[str, int] = defaultdict(int)
-        for _, size, tag in py.stale:
-            groups[tag] += size
-        total = sum(groups.values())
-        return Finding(
-            id=self.id,
-            severity="low",
-            message=f"{len(py.stale):,} .pyc files ({human(total)}) were compiled for another interpreter than "
-            f"the image's Python {py.version} ({py.tag}) and are never used",
-            bytes=total,
-            evidence=_top(groups),
-            fix="Compile with the runtime's own interpreter, in the runtime stage or a builder on the same "
+        files = ctx.attribution.files
+        tags = {path: tag for path, _, tag in py.stale}
+        return finding(
+            self.id,
+            Severity.LOW,
+            f".pyc files compiled for another interpreter than the image's Python {py.version} ({py.tag}) "
+            "are never used",
+            file_items((files[p] for p in tags if p in files), name=lambda f: tags[f.path]),
+            "Compile with the runtime's own interpreter, in the runtime stage or a builder on the same "
             "base image; delete __pycache__ folders copied from a different Python",
         )
 
@@ -169,65 +233,59 @@ class DeletedInLaterLayer:
     id = "deleted-in-later-layer"
 
     def evaluate(self, ctx: Context) -> Finding | None:
-        groups: dict[tuple[int, int], int] = defaultdict(int)
+        groups: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0])
         for removed in ctx.removed:
-            if removed.layer != removed.removed_in:
-                groups[(removed.layer, removed.removed_in)] += removed.size
-        total = sum(groups.values())
-        if not total:
-            return None
+            if removed.layer != removed.removed_in and removed.size:
+                group = groups[(removed.layer, removed.removed_in)]
+                group[0] += removed.size
+                group[1] += 1
         evidence = [
-            f"layer {a} ({self._command(ctx, a)}) wrote {human(size)} that layer {b} ({self._command(ctx, b)}) "
-            "deleted or overwrote"
-            for (a, b), size in sorted(groups.items(), key=lambda kv: -kv[1])[:EVIDENCE_LIMIT]
-            if size
+            Evidence(kind=EvidenceKind.LAYER, layer=a, removed_in=b, bytes=size, files=n)
+            for (a, b), (size, n) in groups.items()
         ]
-        return Finding(
-            id=self.id,
-            severity="high" if total >= 10_000_000 else "medium",
-            message=f"{human(total)} written in one layer and deleted or overwritten in a later one still ship "
-            "in the image",
-            bytes=total,
-            evidence=evidence,
-            fix="Delete in the same RUN that creates the files (RUN install && … && rm -rf …), or build in "
+        total = sum(item.bytes or 0 for item in evidence)
+        return finding(
+            self.id,
+            Severity.HIGH if total >= DELETED_HIGH else Severity.MEDIUM,
+            "Files written in one layer and deleted or overwritten in a later one still ship in the image",
+            evidence,
+            "Delete in the same RUN that creates the files (RUN install && … && rm -rf …), or build in "
             "a separate stage and COPY only the result",
         )
-
-    @staticmethod
-    def _command(ctx: Context, index: int) -> str:
-        command = ctx.commands[index] if index < len(ctx.commands) else None
-        return short_command(command, 50, unknown="command unknown")
 
 
 class LargeUnownedFiles:
     id = "large-unowned-files"
 
     def evaluate(self, ctx: Context) -> Finding | None:
-        large = sorted(
-            (
-                (facts.size, path)
-                for path, facts in ctx.attribution.files.items()
-                if not facts.owned and facts.size >= LARGE_FILE and facts.category not in ("caches", "build-toolchain")
-            ),
-            reverse=True,
+        skipped = (Category.CACHES.value, TOOLCHAIN)
+        large = (
+            f
+            for f in ctx.attribution.files.values()
+            if not f.owned and f.size >= LARGE_FILE and f.category not in skipped
         )
-        if not large:
-            return None
-        total = sum(size for size, _ in large)
-        return Finding(
-            id=self.id,
-            severity="info",
-            message=f"{len(large)} files of {human(LARGE_FILE)} or more belong to no package ({human(total)}): "
-            "check that each is needed at run time",
-            bytes=total,
-            evidence=[f"{path} {human(size)}" for size, path in large[:EVIDENCE_LIMIT]],
-            fix="Keep data sets, model files and archives out of the image (download at start, mount a volume, "
+        return finding(
+            self.id,
+            Severity.INFO,
+            "Large files (5 MB or more) belong to no package: check that each is needed at run time",
+            file_items(large),
+            "Keep data sets, model files and archives out of the image (download at start, mount a volume, "
             "or .dockerignore them)",
         )
 
 
+def _site_top_folder(f: FileFacts) -> str:
+    """site-packages/NAME for a file in a site folder, else its folder."""
+    for marker in ("/site-packages/", "/dist-packages/"):
+        if marker in f.path:
+            head, _, rest = f.path.partition(marker)
+            return head + marker + rest.split("/", 1)[0]
+    return posixpath.dirname(f.path)
+
+
 FINDING_RULES: tuple[FindingRule, ...] = (
     BuildToolsPresent(),
+    PythonBuildFiles(),
     PackageCachePresent(),
     MissingBytecode(),
     StaleBytecode(),
@@ -237,4 +295,4 @@ FINDING_RULES: tuple[FindingRule, ...] = (
 
 
 def evaluate_findings(ctx: Context) -> list[Finding]:
-    return [finding for rule in FINDING_RULES if (finding := rule.evaluate(ctx)) is not None]
+    return [found for rule in FINDING_RULES if (found := rule.evaluate(ctx)) is not None]

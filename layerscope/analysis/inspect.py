@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from layerscope.analysis.dive import DiveAccumulator
+from layerscope.analysis.pythonenv import wants_pth
 from layerscope.archive.layers import LayerScan, LayerScanner, limit_image_captures
 from layerscope.catalogers import wanted
 from layerscope.sources.base import OpenedImage
@@ -30,6 +31,14 @@ def layer_commands(config: dict[str, Any], layer_count: int) -> list[str | None]
     return [h.get("created_by") if isinstance(h.get("created_by"), str) else None for h in real]
 
 
+_PTH_LIMIT = 1 << 20  # a .pth file is a few lines of folder names
+
+
+def _capture(path: str) -> int:
+    """Bytes of a file the analysis reads (0: none): package databases, and .pth files (import roots)."""
+    return wanted(path) or (_PTH_LIMIT if wants_pth(path) else 0)
+
+
 @dataclass(frozen=True)
 class Inspection:
     report: ImageReport
@@ -37,7 +46,7 @@ class Inspection:
 
 
 def inspect_image(image: OpenedImage, progress: Progress | None = None, top: int = 20) -> Inspection:
-    scanner = image.stream_scan(wanted) if image.stream_scan else LayerScanner(image.layers, capture=wanted)
+    scanner = image.stream_scan(_capture) if image.stream_scan else LayerScanner(image.layers, capture=_capture)
     tree = UnionTree()
     dive = DiveAccumulator()
     scans: list[LayerScan] = []

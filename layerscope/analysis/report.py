@@ -7,13 +7,14 @@ import heapq
 from layerscope.analysis.attribution import Attribution, FinalFS, attribute
 from layerscope.analysis.dive import DiveFigures
 from layerscope.analysis.findings import Context, evaluate_findings
-from layerscope.analysis.pythonenv import python_facts
+from layerscope.analysis.pythonenv import RuntimeSettings, import_roots, python_facts
 from layerscope.archive.blobs import Compression
 from layerscope.archive.layers import LayerScan
 from layerscope.archive.tarstream import Kind
 from layerscope.model import CategoryReport, ImageReport, LargeFile, LayerReport, PackageReport, PythonReport
 from layerscope.sources.base import OpenedImage
 from layerscope.tree import LayerChange, UnionTree
+from layerscope.vocab import Category, PackageType
 
 
 def image_report(
@@ -26,12 +27,15 @@ def image_report(
 ) -> ImageReport:
     fs = FinalFS(tree, [scan.contents for scan in scans])
     attribution = attribute(fs)
+    settings = RuntimeSettings.from_image_config(image.config, attribution.warnings)
+    candidates = [path for path, node in fs.index.items() if node.kind in (Kind.FILE, Kind.SYMLINK)]
     python = python_facts(
         tree,
         attribution.files,
-        (path for path, node in fs.index.items() if node.kind in (Kind.FILE, Kind.SYMLINK)),
+        candidates,
+        lambda version: import_roots(version, tree, candidates, settings, fs.read, fs.captured()),
     )
-    findings = evaluate_findings(Context(attribution, python, tree.removed, commands))
+    findings = evaluate_findings(Context(attribution, python, tree.removed))
     layers = [
         _layer_report(i, image.layers[i].diff_id, scan, change, commands[i])
         for i, (scan, change) in enumerate(zip(scans, tree.changes, strict=True))
@@ -57,7 +61,7 @@ def image_report(
         largest_files=largest,
         packages=_packages(attribution),
         categories=[
-            CategoryReport(name=name, size=size, files=count, rules=rules)
+            CategoryReport(name=Category(name), size=size, files=count, rules=rules)
             for name, size, count, rules in attribution.category_totals()
         ],
         findings=findings,
@@ -66,6 +70,7 @@ def image_report(
             bytecode_coverage=python.coverage,
             source_files=python.source_files,
             missing_bytecode_files=len(python.missing),
+            import_roots=python.roots,
         ),
         warnings=attribution.warnings,
     )
@@ -74,7 +79,7 @@ def image_report(
 def _packages(attribution: Attribution) -> list[PackageReport]:
     reports = [
         PackageReport(
-            type=o.package.type,
+            type=PackageType(o.package.type),
             name=o.package.name,
             version=o.package.version,
             arch=o.package.arch,
@@ -82,7 +87,7 @@ def _packages(attribution: Attribution) -> list[PackageReport]:
             files=len(o.paths),
             claimed_size=o.package.claimed_size,
             location=o.package.location,
-            categories=attribution.package_categories(o),
+            categories={Category(k): v for k, v in attribution.package_categories(o).items()},
             python_split=attribution.python_split(o) if o.package.type == "python" else None,
         )
         for o in attribution.packages
@@ -97,7 +102,7 @@ def _layer_report(index: int, diff_id: str, scan: LayerScan, change: LayerChange
         diff_id=diff_id,
         size=change.size,
         compressed_size=compressed,
-        compression=scan.compression.value,
+        compression=scan.compression,
         files=change.files,
         created_by=command,
         added_bytes=change.added_bytes,

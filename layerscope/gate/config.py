@@ -84,6 +84,9 @@ class GateConfig(_Strict):
     max_layer_size: Size | None = Field(None, alias="max-layer-size")
     max_reclaimable: Size | None = Field(None, alias="max-reclaimable")
     min_bytecode_coverage: Fraction | None = Field(None, alias="min-bytecode-coverage")
+    no_build_tools: bool = Field(
+        False, alias="no-build-tools", description="Fail on any build-toolchain byte (layerscope's own definition)"
+    )
     forbidden_packages: list[str] = Field(default_factory=list, alias="forbidden-packages")
     forbidden_paths: list[str] = Field(default_factory=list, alias="forbidden-paths")
     max_category: dict[str, Size] = Field(default_factory=dict, alias="max-category")
@@ -149,7 +152,7 @@ def rule_keys(config: GateConfig) -> list[str]:
         for name, field in GateConfig.model_fields.items()
         if (alias := field.alias)
         and name not in ("max_category", "baseline", "dive", "warn")
-        and getattr(config, name) not in (None, [])
+        and getattr(config, name) not in (None, [], False)
     ]
     keys += [f"max-category.{name}" for name in config.max_category]
     for section in ("baseline", "dive"):

@@ -37,6 +37,8 @@ def build_rules(config: GateConfig, dive_ci: DiveCiRules | None = None) -> list[
         )
     if c.min_bytecode_coverage is not None:
         rules.append(r.MinBytecodeCoverage(c.min_bytecode_coverage))
+    if c.no_build_tools:
+        rules.append(r.NoBuildTools())
     if c.forbidden_packages:
         rules.append(r.ForbiddenPackages(tuple(c.forbidden_packages)))
     if c.forbidden_paths:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from layerscope.model import CheckReport
+from layerscope.render.evidence import evidence_lines, measure
 
+_EVIDENCE_SHOWN = 6
 _LABEL = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}
 
 
@@ -18,6 +20,8 @@ def summary(report: CheckReport) -> str:
     width = max((len(x.key) for x in report.results), default=0)
     for x in report.results:
         lines.append(f"{_LABEL[x.status]}  {x.key:<{width}}  {x.message}")
+        if x.status in ("fail", "warn"):
+            lines += [f"      {'':<{width}}  - {item}" for item in evidence_lines(x.evidence, limit=_EVIDENCE_SHOWN)]
         if x.fix:
             lines.append(f"      {'':<{width}}  fix: {x.fix}")
     counts = {s: sum(1 for x in report.results if x.status == s) for s in _LABEL}
@@ -46,7 +50,7 @@ def junit(report: CheckReport) -> str:
         case = ET.SubElement(suite, "testcase", {"classname": f"layerscope.{report.reference}", "name": x.key})
         if x.status == "fail":
             failure = ET.SubElement(case, "failure", {"message": x.message, "type": "size-budget"})
-            failure.text = f"measured {x.measured}, threshold {x.threshold}\nfix: {x.fix}"
+            failure.text = f"measured {measure(x.measured)}, threshold {measure(x.threshold)}\nfix: {x.fix}"
         elif x.status == "skip":
             ET.SubElement(case, "skipped", {"message": x.message})
         elif x.status == "warn":
@@ -66,7 +70,9 @@ def github_annotations(report: CheckReport) -> str:
     for x in report.results:
         if x.status in ("fail", "warn"):
             level = "error" if x.status == "fail" else "warning"
-            lines.append(f"::{level} title=layerscope {x.key}::{_escape_annotation(x.message + '. ' + x.fix)}")
+            shown = "; ".join(evidence_lines(x.evidence, limit=_EVIDENCE_SHOWN))
+            text = x.message + (f": {shown}" if shown else "") + ". " + x.fix
+            lines.append(f"::{level} title=layerscope {x.key}::{_escape_annotation(text)}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -74,7 +80,7 @@ def github_summary(report: CheckReport) -> str:
     icon = {"pass": "✅", "fail": "❌", "warn": "⚠️", "skip": "⏭️"}
     head = "passed" if report.passed else "failed"
     rows = [
-        f"| {icon[x.status]} {_LABEL[x.status]} | `{x.key}` | {x.measured} | {x.threshold} | "
+        f"| {icon[x.status]} {_LABEL[x.status]} | `{x.key}` | {measure(x.measured)} | {measure(x.threshold)} | "
         f"{x.message.replace('|', '/')} |"
         for x in report.results
     ]

@@ -13,10 +13,25 @@ from dataclasses import dataclass
 from fnmatch import translate
 from typing import Protocol
 
-from layerscope.model import DiffReport, ImageReport, RuleResult
-from layerscope.units import Threshold, size
+from layerscope.analysis.findings import BuildToolsPresent
+from layerscope.classify import TOOLCHAIN
+from layerscope.model import DiffReport, Evidence, ImageReport, Measure, RuleResult
+from layerscope.units import Threshold, percent, size
+from layerscope.vocab import EvidenceKind, PackageType, Status, Unit
 
-PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
+PASS, FAIL, WARN, SKIP = Status.PASS, Status.FAIL, Status.WARN, Status.SKIP
+
+
+def _bytes(n: int) -> Measure:
+    return Measure(value=n, unit=Unit.BYTES)
+
+
+def _count(n: int) -> Measure:
+    return Measure(value=n, unit=Unit.COUNT)
+
+
+def _fraction(x: float) -> Measure:
+    return Measure(value=x, unit=Unit.FRACTION)
 
 
 @dataclass(frozen=True)
@@ -41,7 +56,15 @@ def _any_glob(globs: tuple[str, ...]) -> Callable[[str], object]:
     return re.compile("|".join(f"(?:{translate(g)})" for g in globs)).match
 
 
-def _result(key: str, ok: bool, measured: str, threshold: str, message: str, fix: str) -> RuleResult:
+def _result(
+    key: str,
+    ok: bool,
+    measured: Measure,
+    threshold: Measure,
+    message: str,
+    fix: str,
+    evidence: list[Evidence] | None = None,
+) -> RuleResult:
     return RuleResult(
         key=key,
         status=PASS if ok else FAIL,
@@ -49,11 +72,12 @@ def _result(key: str, ok: bool, measured: str, threshold: str, message: str, fix
         threshold=threshold,
         message=message,
         fix="" if ok else fix,
+        evidence=evidence or [],
     )
 
 
-def _skip(key: str, threshold: str, why: str) -> RuleResult:
-    return RuleResult(key=key, status=SKIP, measured="-", threshold=threshold, message=why)
+def _skip(key: str, threshold: Measure, why: str) -> RuleResult:
+    return RuleResult(key=key, status=SKIP, measured=None, threshold=threshold, message=why)
 
 
 @dataclass(frozen=True)
@@ -67,14 +91,14 @@ class MaxBytes:
     def evaluate(self, subject: Subject) -> RuleResult:
         value = self.measure(subject.report)
         if value is None:
-            return _skip(self.key, size(self.limit), f"{self.what} is unknown for this source")
+            return _skip(self.key, _bytes(self.limit), f"{self.what} is unknown for this source")
         ok = value <= self.limit
         relation = "<=" if ok else ">"
         return _result(
             self.key,
             ok,
-            size(value),
-            size(self.limit),
+            _bytes(value),
+            _bytes(self.limit),
             f"{self.what} {size(value)} {relation} {size(self.limit)}",
             self.fix,
         )
@@ -91,8 +115,8 @@ class MaxLayers:
         return _result(
             self.key,
             ok,
-            str(count),
-            str(self.limit),
+            _count(count),
+            _count(self.limit),
             f"{count} layers {'<=' if ok else '>'} {self.limit}",
             "Merge consecutive RUN steps, or build in stages and COPY the result in one layer",
         )
@@ -106,15 +130,15 @@ class MaxLayerSize:
     def evaluate(self, subject: Subject) -> RuleResult:
         layers = subject.report.layers
         if not layers:
-            return _skip(self.key, size(self.limit), "the image has no layers")
+            return _skip(self.key, _bytes(self.limit), "the image has no layers")
         biggest = max(layers, key=lambda layer: layer.size)
         ok = biggest.size <= self.limit
         command = (biggest.created_by or "command unknown")[:60]
         return _result(
             self.key,
             ok,
-            size(biggest.size),
-            size(self.limit),
+            _bytes(biggest.size),
+            _bytes(self.limit),
             f"largest layer #{biggest.index} ({command}) {size(biggest.size)} {'<=' if ok else '>'} {size(self.limit)}",
             "Split the step, or remove what it leaves behind in the same RUN",
         )
@@ -132,17 +156,44 @@ class MaxCategory:
     def evaluate(self, subject: Subject) -> RuleResult:
         value = next((c.size for c in subject.report.categories if c.name == self.category), 0)
         ok = value <= self.limit
-        finding = {"build-toolchain": "build-tools-present", "caches": "package-cache-present"}.get(self.category)
-        fix = next((f.fix for f in subject.report.findings if f.id == finding), "") or (
-            f"Remove {self.category} files from the final image (see `layerscope inspect` for the biggest)"
+        finding = {TOOLCHAIN: BuildToolsPresent.id, "caches": "package-cache-present"}.get(self.category)
+        found = next((f for f in subject.report.findings if f.id == finding), None)
+        fix = (
+            found.fix
+            if found
+            else (f"Remove {self.category} files from the final image (see `layerscope inspect` for the biggest)")
         )
         return _result(
             self.key,
             ok,
-            size(value),
-            size(self.limit),
+            _bytes(value),
+            _bytes(self.limit),
             f"{self.category} {size(value)} {'<=' if ok else '>'} {size(self.limit)}",
             fix,
+            list(found.evidence) if found and not ok else None,
+        )
+
+
+@dataclass(frozen=True)
+class NoBuildTools:
+    """No byte of the build-toolchain category: the definition build-tools-present and `diff` use
+    (classify.py), so gcc-12-base or numpy's headers never fail it, while any compiler, -dev package
+    or /usr/include does."""
+
+    key: str = "no-build-tools"
+
+    def evaluate(self, subject: Subject) -> RuleResult:
+        value = next((c.size for c in subject.report.categories if c.name == TOOLCHAIN), 0)
+        found = next((f for f in subject.report.findings if f.id == BuildToolsPresent.id), None)
+        ok = value == 0
+        return _result(
+            self.key,
+            ok,
+            _bytes(value),
+            _bytes(0),
+            "no build toolchain" if ok else f"build toolchain present: {size(value)}",
+            found.fix if found else "",
+            list(found.evidence) if found else None,
         )
 
 
@@ -154,14 +205,17 @@ class ForbiddenPackages:
     def evaluate(self, subject: Subject) -> RuleResult:
         match = _any_glob(self.globs)
         hits = [p for p in subject.report.packages if match(p.name)]
-        shown = ", ".join(f"{p.name} {size(p.size)}" for p in hits[:8]) + (" …" if len(hits) > 8 else "")
         return _result(
             self.key,
             not hits,
-            f"{len(hits)} found",
-            " ".join(self.globs),
-            f"forbidden packages present: {shown}" if hits else "no forbidden package",
+            _count(len(hits)),
+            _count(0),
+            f"{len(hits)} forbidden packages present" if hits else "no forbidden package",
             "Install these only in a builder stage; COPY --from=builder just the built artefacts",
+            [
+                Evidence(kind=EvidenceKind.PACKAGE, name=p.name, package_type=PackageType(p.type), bytes=p.size)
+                for p in hits
+            ],
         )
 
 
@@ -173,14 +227,14 @@ class ForbiddenPaths:
     def evaluate(self, subject: Subject) -> RuleResult:
         match = _any_glob(self.globs)
         hits = [p for p in subject.paths if match(p)]
-        shown = ", ".join(hits[:5]) + (f" … ({len(hits)} in all)" if len(hits) > 5 else "")
         return _result(
             self.key,
             not hits,
-            f"{len(hits)} found",
-            " ".join(self.globs),
-            f"forbidden paths present: {shown}" if hits else "no forbidden path",
+            _count(len(hits)),
+            _count(0),
+            f"{len(hits)} forbidden paths present" if hits else "no forbidden path",
             "Delete them in the RUN that creates them, or keep them out with .dockerignore",
+            [Evidence(kind=EvidenceKind.FILE, path=p) for p in hits],
         )
 
 
@@ -191,16 +245,16 @@ class MinBytecodeCoverage:
 
     def evaluate(self, subject: Subject) -> RuleResult:
         coverage = subject.report.python.bytecode_coverage
-        threshold = f"{self.minimum:.1%}"
+        threshold = percent(self.minimum)
         if coverage is None:
-            return _skip(self.key, threshold, "the image has no Python interpreter")
+            return _skip(self.key, _fraction(self.minimum), "the image has no Python interpreter")
         ok = coverage >= self.minimum
         return _result(
             self.key,
             ok,
-            f"{coverage:.1%}",
-            threshold,
-            f"bytecode coverage {coverage:.1%} {'>=' if ok else '<'} {threshold}",
+            _fraction(coverage),
+            _fraction(self.minimum),
+            f"bytecode coverage {percent(coverage)} {'>=' if ok else '<'} {threshold}",
             "RUN python -m compileall -q <site-packages and app folders> in the final stage",
         )
 
@@ -211,17 +265,20 @@ class MinReduction:
     key: str = "baseline.min-reduction"
 
     def evaluate(self, subject: Subject) -> RuleResult:
+        bound = self.minimum
+        threshold = _bytes(bound.bytes) if bound.bytes is not None else _fraction((bound.percent or 0) / 100)
         if subject.diff is None:
-            return _skip(self.key, self.minimum.text, "no --baseline given")
+            return _skip(self.key, threshold, "no --baseline given")
         r = subject.diff.reduction
         ok = self.minimum.met_by(subject.diff.old.total_size, subject.diff.new.total_size)
-        measured = f"{r.percent:.1f}% ({size(r.bytes)})"
+        measured = _bytes(r.bytes) if threshold.unit == Unit.BYTES else _fraction(r.fraction)
+        shown = f"{r.fraction * 100:.1f}% ({size(r.bytes)})"
         return _result(
             self.key,
             ok,
             measured,
-            self.minimum.text,
-            f"total size reduced by {measured} {'>=' if ok else '<'} {self.minimum.text}",
+            threshold,
+            f"total size reduced by {shown} {'>=' if ok else '<'} {self.minimum.text}",
             "See `layerscope diff BASELINE IMAGE` for where the bytes are",
         )
 
@@ -233,14 +290,14 @@ class MaxGrowth:
 
     def evaluate(self, subject: Subject) -> RuleResult:
         if subject.diff is None:
-            return _skip(self.key, size(self.limit), "no --baseline given")
+            return _skip(self.key, _bytes(self.limit), "no --baseline given")
         growth = subject.diff.new.total_size - subject.diff.old.total_size
         ok = growth <= self.limit
         return _result(
             self.key,
             ok,
-            ("+" if growth >= 0 else "-") + size(abs(growth)),
-            size(self.limit),
+            _bytes(growth),
+            _bytes(self.limit),
             f"total size grew by {size(max(growth, 0))} {'<=' if ok else '>'} {size(self.limit)}",
             "See `layerscope diff BASELINE IMAGE` for what was added",
         )
@@ -257,8 +314,8 @@ class DiveLowestEfficiency:
         return _result(
             self.key,
             ok,
-            f"{value:.4f}",
-            str(self.threshold),
+            _fraction(value),
+            _fraction(self.threshold),
             f"dive efficiency {value:.4f} {'>=' if ok else '<'} {self.threshold}",
             "Avoid writing a file in one layer and changing or deleting it in a later one",
         )
@@ -275,8 +332,8 @@ class DiveHighestWastedBytes:
         return _result(
             self.key,
             ok,
-            size(value),
-            size(self.threshold),
+            _bytes(value),
+            _bytes(self.threshold),
             f"dive wasted bytes {size(value)} {'<=' if ok else '>'} {size(self.threshold)}",
             "Avoid writing a file in one layer and changing or deleting it in a later one",
         )
@@ -293,8 +350,8 @@ class DiveHighestUserWasted:
         return _result(
             self.key,
             ok,
-            f"{value:.4f}",
-            str(self.threshold),
+            _fraction(value),
+            _fraction(self.threshold),
             f"dive user-wasted fraction {value:.4f} {'<=' if ok else '>'} {self.threshold}",
             "Avoid writing a file in one layer and changing or deleting it in a later one",
         )

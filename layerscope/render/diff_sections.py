@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from layerscope.model import DiffReport, PackageChange
+from layerscope.render.evidence import evidence_lines
 from layerscope.units import UNITS_NOTE, percent, short_command, size
 
 _TYPES = ("deb", "rpm", "apk", "python")
@@ -36,7 +37,7 @@ def headline(report: DiffReport) -> list[str]:
     lines = [
         f"{report.old.reference} -> {report.new.reference}",
         f"{size(report.old.total_size)} -> {size(report.new.total_size)}: {size(abs(r.bytes))} "
-        f"({abs(r.percent):.1f}%) {verb}",
+        f"({percent(abs(r.fraction))}) {verb}",
         "Headline: total size (all layers, uncompressed): the bytes stored and pulled, including copies later "
         "layers delete, which a multi-stage build removes and the squashed size would hide.",
         toolchain_line(report),
@@ -50,12 +51,13 @@ def headline(report: DiffReport) -> list[str]:
 def toolchain_line(report: DiffReport) -> str:
     if report.toolchain.clean:
         return "Build tools: none left"
-    return f"Build tools: {size(report.toolchain.bytes)} left: " + ", ".join(report.toolchain.remaining[:8])
+    left = evidence_lines(report.toolchain.remaining, limit=8)
+    return f"Build tools: {size(report.toolchain.bytes)} left: " + "; ".join(left)
 
 
 def sizes(report: DiffReport) -> Section:
     rows = [
-        (s.metric.replace("_", " "), size(s.old), size(s.new), signed(s.delta), f"{s.percent:.1f}%")
+        (s.metric.replace("_", " "), size(s.old), size(s.new), signed(s.delta), percent(s.reduction))
         for s in report.sizes
     ]
     return Section("Sizes", ["", "old", "new", "change", "reduction"], rows)
@@ -122,10 +124,24 @@ def packages(report: DiffReport) -> list[Section]:
     others = [
         *_package_rows([c for c in p.removed if not c.toolchain], "removed"),
         *_package_rows([c for c in p.added if not c.toolchain], "added"),
-        *_package_rows([c for c in p.changed if not c.toolchain], "changed"),
+        *_package_rows([c for c in p.changed if not c.toolchain and not c.noise], "changed"),
     ]
-    sections.append(Section("Other packages", headers, others, ["; ".join(counts) or "no package changed"]))
+    lines = ["; ".join(counts) or "no package changed"]
+    noise = [c for c in p.changed if not c.toolchain and c.noise]
+    if noise:
+        lines.append(noise_line(report, noise))
+    sections.append(Section("Other packages", headers, others, lines))
     return sections
+
+
+def noise_line(report: DiffReport, noise: list[PackageChange]) -> str:
+    p = report.packages
+    delta = sum(c.new_size - c.old_size for c in noise)
+    return (
+        f"Not listed: {len(noise)} packages with the same version whose size changed by at most "
+        f"{size(p.noise_threshold_bytes)} or {percent(p.noise_threshold_fraction)} each ({signed(delta)} in all), "
+        "as bytecode from another compileall run does (--format json lists them)"
+    )
 
 
 def layers(report: DiffReport) -> Section:

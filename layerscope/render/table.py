@@ -5,6 +5,7 @@ from __future__ import annotations
 from tabulate import tabulate
 
 from layerscope.model import ImageReport
+from layerscope.render.evidence import evidence_lines
 from layerscope.render.options import RenderOptions
 from layerscope.units import UNITS_NOTE, percent, short_command, size
 
@@ -54,10 +55,8 @@ def _findings(report: ImageReport) -> list[str]:
         return ["Findings: none"]
     lines = ["Findings"]
     for finding in report.findings:
-        lines.append(f"  [{finding.severity.upper()}] {finding.id}: {finding.message}")
-        lines += [f"      - {item}" for item in finding.evidence[:_EVIDENCE_SHOWN]]
-        if len(finding.evidence) > _EVIDENCE_SHOWN:
-            lines.append(f"      - … {len(finding.evidence) - _EVIDENCE_SHOWN} more (see --format json)")
+        lines.append(f"  [{finding.severity.upper()}] {finding.id} ({size(finding.bytes)}): {finding.message}")
+        lines += [f"      - {item}" for item in evidence_lines(finding.evidence, report.layers, _EVIDENCE_SHOWN)]
         lines.append(f"      fix: {finding.fix}")
     return lines
 
