@@ -1,22 +1,68 @@
-"""Run a function in a forked child process and collect its pickled result.
+"""Run functions in forked child processes and collect their pickled results.
 
 Parsing tar headers and walking trees is pure Python, so threads share one core (the GIL). Forked
 children get the parent's memory copy-on-write, need no pickling of their inputs, and truly use both
 cores. Where fork is unavailable the work runs inline, with the same interface.
+
+Stopping: every child is stopped at once however the parent stops. A child ignores nothing: SIGINT
+and SIGTERM kill it outright (the parent decides what an interrupt means); on Linux the kernel
+kills it when its parent dies (PR_SET_PDEATHSIG), even by SIGKILL; and every live child is
+registered here, so `stop_all()` (called when the parent unwinds) kills the lot. A SIGTERM to the
+parent raises `Terminated` (see `terminate_on_sigterm`), which unwinds like Ctrl-C does.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import ctypes
 import os
 import pickle
 import signal
+import sys
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 _CHUNK = 1 << 20
+_PR_SET_PDEATHSIG = 1
+_LIVE: dict[int, _Child] = {}
+# The C library, loaded once in the parent (children only call into it): dlopen(NULL) finds prctl.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+class Terminated(BaseException):
+    """The process was asked to stop (SIGTERM): unwinds like KeyboardInterrupt, workers and all."""
+
+
+def terminate_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM raise Terminated in the main thread; returns a function restoring the old handler.
+    A no-op outside the main thread (signal handlers can only be set there)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
+
+
+def stop_all() -> None:
+    """Kill every live child now (the parent is unwinding)."""
+    for child in list(_LIVE.values()):
+        child.cancel()
+
+
+atexit.register(stop_all)
 
 
 class _Failure:
@@ -26,64 +72,163 @@ class _Failure:
         self.text = text
 
 
+def _die_with_parent(parent: int) -> None:
+    """In a fresh child: default signal actions, and death when the parent dies."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if _LIBC is not None:
+        with contextlib.suppress(AttributeError):
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _fork(body: Callable[[int], None]) -> tuple[int, int]:
+    """Fork a child that runs body(write_fd) and exits; returns (pid, read_fd) in the parent."""
+    read_fd, write_fd = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            _LIVE.clear()  # the parent's children are not this child's to stop
+            _die_with_parent(parent)
+            body(write_fd)
+        finally:
+            os._exit(0)  # never run the parent's cleanup (atexit, finally blocks up the stack)
+    os.close(write_fd)
+    return pid, read_fd
+
+
+def _reply(write_fd: int, produce: Callable[[Callable[[tuple[str, Any]], None]], None]) -> None:
+    """Run `produce(send)` in a child, sending its messages and, on failure, the exception."""
+    with os.fdopen(write_fd, "wb", buffering=_CHUNK) as pipe:
+
+        def send(message: tuple[str, Any]) -> None:
+            # Pickle straight into the pipe: the result never sits in memory twice.
+            pickle.dump(message, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+
+        try:
+            produce(send)
+        except BaseException as exc:  # everything goes back to the parent, which decides
+            try:
+                pickle.loads(pickle.dumps(exc))
+                send(("err", exc))
+            except Exception:
+                send(("err", _Failure(traceback.format_exc())))
+
+
+def _raise(value: Any) -> None:
+    if isinstance(value, _Failure):
+        raise RuntimeError(f"worker process failed:\n{value.text}")
+    raise value
+
+
+class _Child:
+    """A forked child and the read end of its pipe."""
+
+    def __init__(self, body: Callable[[int], None]) -> None:
+        self._pid, fd = _fork(body)
+        self._pipe = os.fdopen(fd, "rb", buffering=_CHUNK)
+        _LIVE[self._pid] = self
+
+    def receive(self) -> tuple[str, Any]:
+        try:
+            return pickle.load(self._pipe)  # type: ignore[no-any-return]
+        except (EOFError, pickle.UnpicklingError):
+            return "err", RuntimeError("a worker process died without a result")
+
+    def reap(self) -> None:
+        """Wait for a child that has sent everything."""
+        if self._pid > 0:
+            self._pipe.close()
+            os.waitpid(self._pid, 0)
+            _LIVE.pop(self._pid, None)
+            self._pid = -1
+
+    def cancel(self) -> None:
+        if self._pid > 0:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, signal.SIGKILL)
+            self._pipe.close()
+            os.waitpid(self._pid, 0)
+            _LIVE.pop(self._pid, None)
+            self._pid = -1
+
+
 class Forked(Generic[T]):
     """`fn(*args)` running in a child process; `result()` waits for it and returns or raises."""
 
     def __init__(self, fn: Callable[..., T], *args: Any, nice: int = 0) -> None:
-        self._pid = -1
-        self._fd = -1
         self._inline: tuple[Callable[..., T], tuple[Any, ...]] | None = None
+        self._child: _Child | None = None
         if not hasattr(os, "fork"):
             self._inline = (fn, args)
             return
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: compute, send, and leave without running the parent's cleanup
-            os.close(read_fd)
+
+        def body(write_fd: int) -> None:
             if nice:
                 os.nice(nice)
-            _child(fn, args, write_fd)
-        os.close(write_fd)
-        self._pid, self._fd = pid, read_fd
+            _reply(write_fd, lambda send: send(("ok", fn(*args))))
+
+        self._child = _Child(body)
 
     def result(self) -> T:
         if self._inline is not None:
             fn, args = self._inline
             return fn(*args)
-        # Unpickle straight from the pipe: the result never sits in memory twice.
-        with os.fdopen(self._fd, "rb", buffering=_CHUNK) as pipe:
-            try:
-                status, value = pickle.load(pipe)
-            except (EOFError, pickle.UnpicklingError):
-                status, value = "err", RuntimeError("a worker process died without a result")
-        os.waitpid(self._pid, 0)
-        self._pid = -1
-        if status == "ok":
-            return value  # type: ignore[no-any-return]
-        if isinstance(value, _Failure):
-            raise RuntimeError(f"worker process failed:\n{value.text}")
-        raise value
+        assert self._child is not None
+        try:
+            status, value = self._child.receive()
+        except BaseException:
+            self._child.cancel()
+            raise
+        self._child.reap()
+        if status != "ok":
+            _raise(value)
+        return value  # type: ignore[no-any-return]
 
     def cancel(self) -> None:
-        if self._pid > 0:
-            os.kill(self._pid, signal.SIGKILL)
-            os.close(self._fd)
-            os.waitpid(self._pid, 0)
-            self._pid = -1
+        if self._child is not None:
+            self._child.cancel()
 
 
-def _child(fn: Callable[..., Any], args: tuple[Any, ...], write_fd: int) -> None:
-    try:
+class ForkedStream(Generic[T]):
+    """The items of the generator `fn(*args)`, produced in a child process and received one by one
+    as the child makes them (the caller works on item N while the child makes N+1)."""
+
+    def __init__(self, fn: Callable[..., Iterator[T]], *args: Any) -> None:
+        self._inline: Iterator[T] | None = None
+        self._child: _Child | None = None
+        if not hasattr(os, "fork"):
+            self._inline = fn(*args)
+            return
+
+        def produce(send: Callable[[tuple[str, Any]], None]) -> None:
+            for item in fn(*args):
+                send(("item", item))
+            send(("end", None))
+
+        self._child = _Child(lambda write_fd: _reply(write_fd, produce))
+
+    def __iter__(self) -> Iterator[T]:
+        if self._inline is not None:
+            yield from self._inline
+            return
+        assert self._child is not None
         try:
-            message: tuple[str, Any] = ("ok", fn(*args))
-        except BaseException as exc:  # everything goes back to the parent, which decides
-            try:
-                pickle.loads(pickle.dumps(exc))
-                message = ("err", exc)
-            except Exception:
-                message = ("err", _Failure(traceback.format_exc()))
-        # Pickle straight into the pipe: the result never sits in memory twice.
-        with os.fdopen(write_fd, "wb", buffering=_CHUNK) as pipe:
-            pickle.dump(message, pipe, protocol=pickle.HIGHEST_PROTOCOL)
-    finally:
-        os._exit(0)
+            while True:
+                status, value = self._child.receive()
+                if status == "end":
+                    break
+                if status != "item":
+                    _raise(value)
+                yield value
+        except BaseException:
+            self._child.cancel()
+            raise
+        self._child.reap()
+
+    def cancel(self) -> None:
+        if self._child is not None:
+            self._child.cancel()

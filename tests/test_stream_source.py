@@ -1,20 +1,22 @@
-"""Reading a `docker save` archive once, front to back (as the engine streams it), gives the same
-layers as reading the file with random access."""
+"""Reading a `docker save` archive once, front to back (as the engine streams it, or a pipe), gives
+the same layers as reading the file with random access; with the layer order known up front, each
+layer is handed over as soon as it and those below it have passed."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
 
 import make_samples as ms
 import pytest
 from builders import hardlinked_layer_archive, kaniko_archive
 
-from layerscope.archive.layers import scan_layer
 from layerscope.catalogers import wanted
 from layerscope.errors import ArchiveError
-from layerscope.sources.base import SourceOptions
-from layerscope.sources.docker_archive import open_docker_archive, scan_saved_stream
+from layerscope.image import LayerScan, SourceOptions
+from layerscope.sources.docker_archive import SavedStreamImage, open_docker_archive
 
 TARS = ms.layer_tars()
 
@@ -29,7 +31,7 @@ class OneWay(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int | None = -1) -> bytes:
         self._turn += 1
         limit = 7_777 if self._turn % 2 else 100_003
         return self._inner.read(limit if n is None or n < 0 else min(n, limit))
@@ -44,30 +46,62 @@ ARCHIVES: dict[str, Callable[[], bytes]] = {
 }
 
 
+def streamed(data: bytes, order: list[str] | None = None) -> SavedStreamImage:
+    return SavedStreamImage("stream", "docker-archive", lambda: OneWay(data), SourceOptions(), order)  # type: ignore[arg-type, return-value]
+
+
+def all_scans(image: SavedStreamImage) -> list[LayerScan]:
+    with closing(image.scan(wanted)) as scans:
+        return list(scans)
+
+
 @pytest.mark.parametrize("name", list(ARCHIVES))
-def test_stream_equals_random_access(name: str, tmp_path: object) -> None:
+@pytest.mark.parametrize("ordered", [False, True])
+def test_stream_equals_random_access(name: str, ordered: bool, tmp_path: Path) -> None:
     data = ARCHIVES[name]()
-    path = tmp_path / f"{name}.tar"  # type: ignore[operator]
+    path = tmp_path / f"{name}.tar"
     path.write_bytes(data)
     with open_docker_archive(str(path), SourceOptions()) as opened:
-        expected = [scan_layer(blob, wanted) for blob in opened.layers]
+        with closing(opened.scan(wanted)) as scans:
+            expected = list(scans)
         expected_ids = [blob.diff_id for blob in opened.layers]
         expected_config = opened.config
-    config, layers, scans = scan_saved_stream(OneWay(data), "stream", SourceOptions(), wanted)  # type: ignore[arg-type]
-    assert config == expected_config
-    assert [layer.diff_id for layer in layers] == expected_ids
+    image = streamed(data, expected_ids if ordered else None)
+    if ordered and name == "symlinked-layer":
+        # layer 3's member links to layer 0's tar: its content does not have its diff_id
+        with pytest.raises(ArchiveError, match="content of layer 3 .* does not match its diff_id"):
+            all_scans(image)
+        return
+    scans = all_scans(image)
+    assert image.config == expected_config
+    assert [layer.diff_id for layer in image.layers] == expected_ids
     assert [s.entries for s in scans] == [e.entries for e in expected]
     assert [s.contents for s in scans] == [e.contents for e in expected]
     assert [s.compression for s in scans] == [e.compression for e in expected]
+    assert [s.stored_size for s in scans] == [e.stored_size for e in expected]
 
 
-def test_truncated_stream(tmp_path: object) -> None:
+def test_known_order_yields_before_the_manifest() -> None:
+    """The manifest comes last: with the order known, the first layer is handed over while the
+    stream is still far from its end (here: the stream stops right after the layers)."""
+    data = ms.docker_legacy(TARS)
+    cut = data.index(b"manifest.json") - 512  # the manifest's header and everything after it never arrive
+    ids = [ms.sha256(t) for t in TARS]
+    image = streamed(data[:cut], ids)
+    got = []
+    with closing(image.scan(wanted)) as scans, pytest.raises(ArchiveError):
+        got.extend(scans)
+    # docker_legacy writes layers in image order: every one is stacked before the manifest is missed
+    assert len(got) == len(TARS)
+
+
+def test_truncated_stream() -> None:
     data = ms.docker_legacy(TARS)
     with pytest.raises(ArchiveError, match="truncated"):
-        scan_saved_stream(OneWay(data[: len(data) // 2]), "stream", SourceOptions(), wanted)  # type: ignore[arg-type]
+        all_scans(streamed(data[: len(data) // 2]))
 
 
 def test_stream_without_manifest() -> None:
     data = ms.layer_tars()[0]  # a layer tar is a tar, but not an image
     with pytest.raises(ArchiveError, match=r"'manifest\.json' is not in the exported image"):
-        scan_saved_stream(OneWay(data), "stream", SourceOptions(), wanted)  # type: ignore[arg-type]
+        all_scans(streamed(data))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from layerscope.analysis.dive import DiveAccumulator
 from layerscope.analysis.pythonenv import wants_pth
-from layerscope.archive.layers import LayerScan, LayerScanner, limit_image_captures
+from layerscope.archive.layers import limit_image_captures
 from layerscope.catalogers import wanted
-from layerscope.sources.base import OpenedImage
+from layerscope.image import LayerScan, OpenedImage
 from layerscope.tree import UnionTree
 
 if TYPE_CHECKING:
@@ -21,14 +22,13 @@ Progress = Callable[[int, int], None]
 
 def layer_commands(config: dict[str, Any], layer_count: int) -> list[str | None]:
     """created_by per layer: history entries without `empty_layer`, in order. When their count
-    differs from the layer count the alignment is unknowable, so every command is left unknown."""
-    history = config.get("history")
-    if not isinstance(history, list):
-        return [None] * layer_count
-    real = [h for h in history if isinstance(h, dict) and not h.get("empty_layer")]
+    differs from the layer count the alignment is unknowable, so every command is left unknown.
+    The config has been validated (layerscope.archive.documents.ImageConfig)."""
+    history = config.get("history") or []
+    real = [h for h in history if not h.get("empty_layer")]
     if len(real) != layer_count:
         return [None] * layer_count
-    return [h.get("created_by") if isinstance(h.get("created_by"), str) else None for h in real]
+    return [h.get("created_by") for h in real]
 
 
 _PTH_LIMIT = 1 << 20  # a .pth file is a few lines of folder names
@@ -46,22 +46,22 @@ class Inspection:
 
 
 def inspect_image(image: OpenedImage, progress: Progress | None = None, top: int = 20) -> Inspection:
-    scanner = image.stream_scan(_capture) if image.stream_scan else LayerScanner(image.layers, capture=_capture)
     tree = UnionTree()
     dive = DiveAccumulator()
     scans: list[LayerScan] = []
     captured = 0
-    for index, scan in enumerate(scanner):
-        captured = limit_image_captures(scan.contents, captured)
-        # the parent stacks layer N while the workers read N+1; then the entries can go
-        tree.apply(scan.entries)
-        dive.add_layer(scan.entries)
-        scans.append(replace(scan, entries=[]))
-        if progress:
-            progress(index + 1, len(image.layers))
+    with closing(image.scan(_capture)) as layers:
+        for index, scan in enumerate(layers):
+            captured = limit_image_captures(scan.contents, captured)
+            # the parent stacks layer N while the workers read N+1; then the entries can go
+            tree.apply(scan.entries)
+            dive.add_layer(scan.entries)
+            scans.append(replace(scan, entries=[]))
+            if progress:
+                progress(index + 1, image.layer_count or index + 1)
     figures = dive.figures([change.size for change in tree.changes])
     del dive  # its tree of every path is not needed any more: let attribution reuse the memory
-    # pydantic and the report models cost ~20 MB: imported only now, when the workers are gone
+    # the report models cost several MB: imported only now, when the workers are gone
     from layerscope.analysis import report
 
     result = report.image_report(image, scans, tree, layer_commands(image.config, len(scans)), figures, top)

@@ -6,18 +6,38 @@ same file, so layers can be read in parallel without extracting anything.
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
+import stat
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
+
+from pydantic import TypeAdapter
 
 from layerscope.archive.blobs import FileWindow
+from layerscope.archive.documents import MAX_JSON_BYTES, parse
 from layerscope.archive.tarstream import Kind, TarEntry, TarReader, normalize
 from layerscope.errors import ArchiveError, SourceError
 
+__all__ = ["MAX_JSON_BYTES", "TarContainer", "file_kind"]
+
 _MAX_LINK_HOPS = 16
-MAX_JSON_BYTES = 64 << 20
+M = TypeVar("M")
+
+
+def file_kind(path: Path) -> str:
+    """ "file", "missing", or what else the path is ("directory", "FIFO", ...), without opening it
+    (opening a FIFO blocks until someone writes to it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot open ({exc.strerror})") from None
+    if stat.S_ISREG(mode):
+        return "file"
+    kinds = [(stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISCHR, "character device")]
+    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 class TarContainer:
@@ -25,6 +45,10 @@ class TarContainer:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._fd = -1
+        kind = file_kind(path)
+        if kind != "file":
+            raise SourceError(f"{path}: {'no such file' if kind == 'missing' else f'is a {kind}, not an archive file'}")
         try:
             self._fd = os.open(path, os.O_RDONLY)
         except OSError as exc:
@@ -74,15 +98,15 @@ class TarContainer:
     def size_of(self, name: str) -> int:
         return self.resolve(name).size
 
-    def read_json(self, name: str) -> Any:
+    def read_bytes(self, name: str, limit: int = MAX_JSON_BYTES) -> bytes:
         entry = self.resolve(name)
-        if entry.size > MAX_JSON_BYTES:
+        if entry.size > limit:
             raise ArchiveError(f"{self.path}: {name!r} is too large to be JSON metadata")
-        data = self.window(name).read()
-        try:
-            return json.loads(data)
-        except ValueError as exc:
-            raise ArchiveError(f"{self.path}: {name!r} is not valid JSON ({exc})") from None
+        return self.window(name).read()
+
+    def read_document(self, name: str, model: type[M] | TypeAdapter[M]) -> M:
+        """Member `name` parsed and validated as `model`."""
+        return parse(model, self.read_bytes(name), str(self.path), name)
 
 
 def _strip_prefix(exc: Exception, path: Path) -> str:

@@ -2,89 +2,113 @@
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO
 
-from layerscope.archive.blobs import Compression, decompressed
-from layerscope.archive.tarstream import Entry, Kind, TarReader
+from layerscope.archive.blobs import Compression, decompressed, sniff
+from layerscope.archive.tarstream import BLOCK, Entry, Kind, TarReader
 from layerscope.errors import ArchiveError
+from layerscope.image import Capture, Captures, LayerBlob, LayerScan, Refusal, never_capture
 from layerscope.parallel import Forked
 
-if TYPE_CHECKING:
-    from layerscope.sources.base import LayerBlob
+__all__ = [
+    "MAX_IMAGE_CAPTURE",
+    "MAX_LAYER_CAPTURE",
+    "Capture",
+    "Captures",
+    "LayerScan",
+    "LayerScanner",
+    "Refusal",
+    "limit_image_captures",
+    "read_entries",
+    "scan_layer",
+    "sniffed",
+]
 
 # What the walk keeps of the files the catalogers ask for: each file within its cataloger's limit,
 # and at most this much per layer and per image; what is refused is recorded, never dropped silently.
 MAX_LAYER_CAPTURE = 512 << 20
 MAX_IMAGE_CAPTURE = 512 << 20
 _BACKGROUND_NICE = 5
-Capture = Callable[[str], int]  # path -> bytes of it that may be kept (0: not wanted)
+# Blobs smaller than this are read several to a worker: a fork costs more than reading them.
+_BATCH_BYTES = 4 << 20
+_BATCH_COUNT = 512
+_DRAIN_CHUNK = 1 << 20
 
 
-class Refusal(NamedTuple):
-    """A wanted file the walk did not keep: its size, and the limit (bytes) it would have exceeded."""
+class _Prefixed(io.RawIOBase):
+    """A reader that returns `head` first, then the rest of `raw`: sniffing without seeking."""
 
-    size: int
-    limit: int
-    scope: str  # "file": the cataloger's limit for this kind of file; "layer" / "image": the total kept
-
-
-class Captures(dict[str, bytes]):
-    """Content of the captured files by path, plus `refused`: the wanted files that were not kept,
-    path -> (size, limit, which limit). A dict, so it pickles from the workers as before."""
-
-    def __init__(self) -> None:
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
         super().__init__()
-        self.refused: dict[str, Refusal] = {}
+        self._head = head
+        self._raw = raw
 
-    def keep(self, path: str, data: bytes) -> None:
-        self[path] = data
-        self.refused.pop(path, None)  # a later entry of the same path replaces an earlier one
+    def readable(self) -> bool:
+        return True
 
-    def refuse(self, path: str, refusal: Refusal) -> None:
-        self.pop(path, None)
-        self.refused[path] = refusal
+    def read(self, size: int | None = -1) -> bytes:
+        if not self._head:
+            return self._raw.read(-1 if size is None else size)
+        if size is None or size < 0:
+            out, self._head = self._head, b""
+            return out + self._raw.read()
+        out, self._head = self._head[:size], self._head[size:]
+        return out
 
-
-def limit_image_captures(layer: Captures, kept_so_far: int) -> int:
-    """Refuses, in place, what of one layer's captures would take the image past MAX_IMAGE_CAPTURE;
-    returns the image's total kept after this layer (called in the parent, layer by layer)."""
-    for path in list(layer):
-        size = len(layer[path])
-        if kept_so_far + size > MAX_IMAGE_CAPTURE:
-            layer.refuse(path, Refusal(size, MAX_IMAGE_CAPTURE, "image"))
-        else:
-            kept_so_far += size
-    return kept_so_far
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
-@dataclass(frozen=True)
-class LayerScan:
-    """What one layer's tar holds, in tar order, plus the content of the files asked for."""
-
-    entries: list[Entry]  # plain tuples: pickled and unpickled in C, several times faster
-    compression: Compression
-    stored_size: int
-    contents: Captures = field(default_factory=Captures)
-
-
-def _never(path: str) -> int:
-    return 0
+def sniffed(raw: BinaryIO) -> tuple[BinaryIO, Compression]:
+    """The blob's compression, told from its first bytes, and a reader that still starts at byte 0.
+    The bytes are put back rather than sought, so a one-way stream (an HTTP body) works too."""
+    head = b""
+    while len(head) < BLOCK:
+        chunk = raw.read(BLOCK - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return _Prefixed(head, raw), sniff(head)  # type: ignore[return-value]
 
 
-def scan_layer(blob: LayerBlob, capture: Capture = _never) -> LayerScan:
+def scan_layer(blob: LayerBlob, capture: Capture = never_capture) -> LayerScan:
     raw = blob.open()
     try:
-        with decompressed(raw, blob.name) as (stream, compression):
-            seekable = compression is Compression.NONE
-            entries, contents, end = read_entries(stream, blob.name, seekable, capture)
-            if seekable and end > blob.stored_size:
+        seekable = _is_seekable(raw)
+        if seekable:  # a file window: sniff, rewind, and let the tar reader skip data by seeking
+            compression = sniff(raw.read(4))
+            raw.seek(0)
+            stream = raw
+        else:
+            stream, compression = sniffed(raw)
+        with decompressed(stream, blob.name, compression) as (layer, _):
+            plain = seekable and compression is Compression.NONE
+            entries, contents, end = read_entries(layer, blob.name, plain, capture)
+            if plain and end > blob.stored_size:
                 raise ArchiveError(f"{blob.name}: truncated tar (last member runs past the end of the blob)")
+        if not seekable:
+            _drain(raw)  # a verifying reader (a registry blob) checks its digest at the end
     finally:
         raw.close()
     return LayerScan(entries=entries, compression=compression, stored_size=blob.stored_size, contents=contents)
+
+
+def _is_seekable(raw: BinaryIO) -> bool:
+    try:
+        return bool(raw.seekable())
+    except (AttributeError, OSError):
+        return False
+
+
+def _drain(raw: BinaryIO) -> None:
+    while raw.read(_DRAIN_CHUNK):
+        pass
 
 
 def read_entries(stream: BinaryIO, what: str, seekable: bool, capture: Capture) -> tuple[list[Entry], Captures, int]:
@@ -114,45 +138,109 @@ def read_entries(stream: BinaryIO, what: str, seekable: bool, capture: Capture) 
     return entries, contents, reader.position
 
 
+def limit_image_captures(layer: Captures, kept_so_far: int) -> int:
+    """Refuses, in place, what of one layer's captures would take the image past MAX_IMAGE_CAPTURE;
+    returns the image's total kept after this layer (called in the parent, layer by layer)."""
+    for path in list(layer):
+        size = len(layer[path])
+        if kept_so_far + size > MAX_IMAGE_CAPTURE:
+            layer.refuse(path, Refusal(size, MAX_IMAGE_CAPTURE, "image"))
+        else:
+            kept_so_far += size
+    return kept_so_far
+
+
+def scan_batch(blobs: Sequence[LayerBlob], capture: Capture) -> list[LayerScan]:
+    return [scan_layer(blob, capture) for blob in blobs]
+
+
+@dataclass
+class _Task:
+    """Distinct blobs read by one worker, in image order."""
+
+    keys: list[str]
+    blobs: list[LayerBlob]
+    size: int
+
+
 class LayerScanner:
     """Scans layers in forked processes, `workers` at a time (tar parsing is pure Python: threads
     would share one core), yielding them in image order so the caller can stack layer N while later
-    ones are read. The layer the caller needs next always runs; a free worker otherwise takes the
-    biggest layer left, so the one long layer most images have starts first instead of last.
-    The first workers start at construction, before the caller does anything else."""
+    ones are read.
+
+    Layers with the same blob identity are read once. Consecutive small blobs go to one worker as a
+    batch (a fork costs milliseconds: 10,000 tiny layers must not cost 10,000 forks). The task holding
+    the layer the caller needs next always runs; a free worker otherwise takes the biggest task left,
+    so the one long layer most images have starts first instead of last. The first workers start at
+    construction, before the caller does anything else. Use it as a context manager (or iterate it to
+    the end): leaving early stops every worker at once."""
 
     def __init__(
-        self,
-        blobs: Sequence[LayerBlob],
-        capture: Capture = _never,
-        workers: int | None = None,
+        self, blobs: Sequence[LayerBlob], capture: Capture = never_capture, workers: int | None = None
     ) -> None:
         self._blobs = list(blobs)
         self._capture = capture
         self._workers = workers or os.cpu_count() or 1
-        self._waiting = set(range(len(self._blobs)))
-        self._running: dict[int, Forked[LayerScan]] = {}
-        # The biggest layer is the critical path: the others run at a lower priority so that it,
+        self._key = [blob.identity or f"#{i}" for i, blob in enumerate(self._blobs)]
+        self._tasks, self._task_of = self._plan()
+        self._waiting = set(range(len(self._tasks)))
+        self._running: dict[int, Forked[list[LayerScan]]] = {}
+        self._done: dict[str, LayerScan] = {}
+        self._last_use = {key: i for i, key in enumerate(self._key)}
+        # The biggest task is the critical path: the others run at a lower priority so that it,
         # and the caller stacking finished layers, get the cores first.
-        sizes = [b.stored_size for b in self._blobs]
+        sizes = [task.size for task in self._tasks]
         self._critical = sizes.index(max(sizes)) if sizes else -1
         self._fill(0)
 
+    def _plan(self) -> tuple[list[_Task], dict[str, int]]:
+        tasks: list[_Task] = []
+        task_of: dict[str, int] = {}
+        for key, blob in zip(self._key, self._blobs, strict=True):
+            if key in task_of:
+                continue
+            size = max(blob.stored_size, 0)
+            last = tasks[-1] if tasks else None
+            small = size < _BATCH_BYTES
+            if small and last and last.size + size <= _BATCH_BYTES and len(last.blobs) < _BATCH_COUNT:
+                last.keys.append(key)
+                last.blobs.append(blob)
+                last.size += size
+            else:
+                tasks.append(_Task([key], [blob], size))
+            task_of[key] = len(tasks) - 1
+        return tasks, task_of
+
     def _fill(self, needed: int) -> None:
         while self._waiting and len(self._running) < self._workers:
-            if needed in self._waiting:
-                index = needed
-            else:
-                index = max(self._waiting, key=lambda i: (self._blobs[i].stored_size, -i))
+            index = needed if needed in self._waiting else max(self._waiting, key=self._priority)
             self._waiting.discard(index)
             nice = 0 if index == self._critical else _BACKGROUND_NICE
-            self._running[index] = Forked(scan_layer, self._blobs[index], self._capture, nice=nice)
+            self._running[index] = Forked(scan_batch, self._tasks[index].blobs, self._capture, nice=nice)
+
+    def _priority(self, task: int) -> tuple[int, int]:
+        return self._tasks[task].size, -task
+
+    def _collect(self, task: int) -> None:
+        # Tasks are numbered in the order they are first needed, so `task` is running (started by
+        # the previous collect or the constructor) and the next one gets the slot it frees.
+        child = self._running.pop(task)
+        try:
+            self._fill(task + 1)
+            scans = child.result()
+        except BaseException:
+            child.cancel()
+            raise
+        for key, scan in zip(self._tasks[task].keys, scans, strict=True):
+            self._done[key] = scan
 
     def __iter__(self) -> Iterator[LayerScan]:
         try:
-            for index in range(len(self._blobs)):
-                self._fill(index)
-                yield self._running.pop(index).result()
+            for index, key in enumerate(self._key):
+                if key not in self._done:
+                    self._collect(self._task_of[key])
+                scan = self._done[key] if self._last_use[key] > index else self._done.pop(key)
+                yield scan
         finally:
             self.close()
 
@@ -160,3 +248,10 @@ class LayerScanner:
         for child in self._running.values():
             child.cancel()
         self._running.clear()
+        self._waiting.clear()
+
+    def __enter__(self) -> LayerScanner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

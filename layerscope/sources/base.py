@@ -1,72 +1,72 @@
-"""What every source yields: an image's config and its ordered layer blobs."""
+"""The two shapes of opened image (see layerscope.image for the interface) and what sources share."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO
+import platform as host_platform
+from collections.abc import Generator
+from typing import Any
 
-from layerscope.errors import ArchiveError
+from layerscope.archive.layers import LayerScanner
+from layerscope.errors import ArchiveError, SourceError
+from layerscope.image import Capture, LayerBlob, LayerScan, OpenedImage, SourceOptions, never_capture
 
-if TYPE_CHECKING:
-    from layerscope.archive.layers import Capture, LayerScan
-
-
-@dataclass(frozen=True)
-class SourceOptions:
-    """Choices that narrow a reference down to one image."""
-
-    image: str | None = None  # repo:tag inside a multi-image docker archive
-    platform: str | None = None  # os/arch[/variant] inside an OCI index
-
-
-@dataclass(frozen=True)
-class LayerBlob:
-    """One layer as stored by the source. `open` returns a fresh seekable reader of the raw blob."""
-
-    diff_id: str
-    name: str  # how the source names the blob, for error messages
-    stored_size: int
-    open: Callable[[], BinaryIO]
+__all__ = [
+    "BlobImage",
+    "LayerBlob",
+    "OpenedImage",
+    "SourceOptions",
+    "check_layer_count",
+    "host_platform_name",
+    "platform_matches",
+    "reject_options",
+]
 
 
-@dataclass
-class OpenedImage:
-    """An image ready to be walked. Close it (or use it as a context manager) to release files."""
+class BlobImage(OpenedImage):
+    """An image whose layers are separate blobs, each readable on its own (archives, OCI layouts, a
+    registry): config and layers are known at open time; layers are read in parallel workers."""
 
-    reference: str
-    config: dict[str, Any]
-    layers: list[LayerBlob]
-    _closers: list[Callable[[], None]] = field(default_factory=list)
-    # A source that can be read only once, front to back (the engine's export stream), scans its
-    # layers itself: stream_scan(capture) returns the scans in image order and fills in config and
-    # layers. Other sources leave it None and their layers are read in parallel.
-    stream_scan: Callable[[Capture], list[LayerScan]] | None = None
-    # Told how many bytes of such a stream have arrived, now and then (the CLI shows progress).
-    on_bytes: Callable[[int], None] | None = None
+    def __init__(self, reference: str, source: str, config: dict[str, Any], layers: list[LayerBlob]) -> None:
+        super().__init__(reference, config, layers)
+        self.source = source
 
-    def close(self) -> None:
-        while self._closers:
-            self._closers.pop()()
-
-    def __enter__(self) -> OpenedImage:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def diff_ids(config: Any, where: str) -> list[str]:
-    """The config's rootfs.diff_ids, checked: they identify the layers."""
-    try:
-        ids = config["rootfs"]["diff_ids"]
-    except (TypeError, KeyError):
-        raise ArchiveError(f"{where}: image config has no rootfs.diff_ids") from None
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise ArchiveError(f"{where}: image config rootfs.diff_ids is not a list of digests")
-    return ids
+    def scan(self, capture: Capture = never_capture) -> Generator[LayerScan, None, None]:
+        with LayerScanner(self.layers, capture) as scanner:
+            yield from scanner
 
 
 def check_layer_count(layers: int, ids: list[str], where: str) -> None:
     if layers != len(ids):
         raise ArchiveError(f"{where}: manifest lists {layers} layers but the config has {len(ids)} diff_ids")
+
+
+def reject_options(
+    options: SourceOptions, where: str, *, image: str | None = None, platform: str | None = None
+) -> None:
+    """Refuse the options a source cannot honour; `image`/`platform` say why each one does not apply."""
+    if options.image is not None and image is not None:
+        raise SourceError(f"{where}: --image cannot be used here ({image})")
+    if options.platform is not None and platform is not None:
+        raise SourceError(f"{where}: --platform cannot be used here ({platform})")
+
+
+def host_platform_name() -> str:
+    machine = host_platform.machine().lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
+    if arch is None and machine.startswith("armv7"):
+        return "linux/arm/v7"
+    return f"linux/{arch or machine}"
+
+
+def platform_matches(present: str, wanted: str) -> bool:
+    """`wanted` os/arch[/variant] against an image's platform; a variant is compared only when asked."""
+    have, want = present.split("/"), wanted.split("/")
+    if have[:2] != want[:2]:
+        return False
+    return len(want) < 3 or (have[2:3] or [""])[0] == want[2]
+
+
+def check_platform(present: str, wanted: str | None, where: str) -> None:
+    """For a source that holds one image: --platform is honoured by checking it is that image's."""
+    if wanted is not None and not platform_matches(present, wanted):
+        raise SourceError(f"{where}: no image for platform {wanted}; platforms present: {present}")

@@ -3,27 +3,47 @@
 All three carry a manifest.json listing, per image, the config member and the layer members in order;
 only the member names differ, so one reader serves them. Layer members may be symlinks or hard links
 to another layer's tar (TarContainer.resolve follows them).
+
+A regular file is read with random access (layers in parallel). A stream (`-` for stdin, a FIFO,
+/dev/stdin) can be read only once, front to back: it is read as the engine's export is
+(`SavedStreamImage`).
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import io
+import os
 import posixpath
+from collections import Counter
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
 from layerscope.archive.blobs import Compression, decompressed, sniff
-from layerscope.archive.container import TarContainer
-from layerscope.archive.layers import Capture, LayerScan, read_entries
+from layerscope.archive.container import TarContainer, file_kind
+from layerscope.archive.documents import MAX_JSON_BYTES, DockerManifest, DockerManifestEntry, ImageConfig, parse
+from layerscope.archive.layers import read_entries
 from layerscope.archive.tarstream import BLOCK, Kind, TarReader, normalize
 from layerscope.errors import ArchiveError, SourceError
-from layerscope.sources.base import LayerBlob, OpenedImage, SourceOptions, check_layer_count, diff_ids
+from layerscope.image import Capture, LayerBlob, LayerScan, OpenedImage, SourceOptions, never_capture
+from layerscope.parallel import ForkedStream
+from layerscope.sources.base import BlobImage, check_layer_count, platform_matches
+
+STDIN = "-"
 
 
 def open_docker_archive(location: str, options: SourceOptions) -> OpenedImage:
+    if location in (STDIN, "/dev/stdin"):
+        return SavedStreamImage(location, "docker-archive", _stdin, options)
     path = Path(location)
-    if not path.exists():
+    kind = file_kind(path)
+    if kind == "missing":
         raise SourceError(f"{path}: no such file")
+    if kind in ("FIFO", "character device"):
+        return SavedStreamImage(location, "docker-archive", lambda: open(path, "rb"), options)
+    if kind != "file":
+        raise SourceError(f"{path}: is a {kind}, not a docker archive (a file from `docker save`)")
     container = TarContainer(path)
     try:
         return image_from_container(container, str(path), options)
@@ -32,138 +52,200 @@ def open_docker_archive(location: str, options: SourceOptions) -> OpenedImage:
         raise
 
 
+def _stdin() -> BinaryIO:
+    return os.fdopen(os.dup(0), "rb")
+
+
 def image_from_container(container: TarContainer, reference: str, options: SourceOptions) -> OpenedImage:
     where = str(container.path)
     if "manifest.json" not in container:
         raise SourceError(f"{where}: not a docker archive (no manifest.json)")
-    entry = _pick_entry(container.read_json("manifest.json"), options.image, where)
-    config_name = entry.get("Config")
-    layer_names = entry.get("Layers")
-    if not isinstance(config_name, str) or not isinstance(layer_names, list):
-        raise ArchiveError(f"{where}: manifest.json entry lacks Config or Layers")
-    config = container.read_json(config_name)
-    if not isinstance(config, dict):
-        raise ArchiveError(f"{where}: config {config_name!r} is not a JSON object")
-    ids = diff_ids(config, where)
-    check_layer_count(len(layer_names), ids, where)
-    layers = [
-        LayerBlob(
-            diff_id=diff_id,
-            name=f"{where}:{name}",
-            stored_size=container.size_of(name),
-            open=_opener(container, name),
+    manifest = container.read_document("manifest.json", DockerManifest)
+
+    def config_of(entry: DockerManifestEntry) -> ImageConfig:
+        return container.read_document(entry.Config, ImageConfig)
+
+    entry, config = pick_image(manifest, options, config_of, where)
+    ids = config.rootfs.diff_ids
+    check_layer_count(len(entry.Layers), ids, where)
+    layers = []
+    for diff_id, name in zip(ids, entry.Layers, strict=True):
+        member = container.resolve(name)  # fail now, naming the missing blob, rather than mid-walk
+        layers.append(
+            LayerBlob(
+                diff_id=diff_id,
+                name=f"{where}:{name}",
+                stored_size=member.size,
+                open=_opener(container, name),
+                identity=f"member:{member.offset}",  # links to one tar are one blob
+            )
         )
-        for diff_id, name in zip(ids, layer_names, strict=True)
-    ]
-    return OpenedImage(reference=reference, config=config, layers=layers, _closers=[container.close])
+    image = BlobImage(reference, "docker-archive", config.as_dict(), layers)
+    image._closers.append(container.close)
+    return image
 
 
-def _opener(container: TarContainer, name: str) -> Any:
-    container.resolve(name)  # fail now, naming the missing blob, rather than mid-walk
-    return lambda: container.window(name)
+def _opener(container: TarContainer, name: str) -> Callable[[], BinaryIO]:
+    return lambda: container.window(name)  # type: ignore[return-value]
 
 
-def _pick_entry(manifest: Any, wanted: str | None, where: str) -> dict[str, Any]:
-    if manifest is None:
-        raise ArchiveError(f"{where}: manifest.json is null (the archive holds no image)")
-    if not isinstance(manifest, list) or not manifest or not all(isinstance(e, dict) for e in manifest):
-        raise ArchiveError(f"{where}: manifest.json is not a non-empty list of images")
-    if wanted is None:
-        if len(manifest) == 1:
-            return cast(dict[str, Any], manifest[0])
-        raise SourceError(f"{where}: holds {len(manifest)} images; choose one with --image ({_tag_list(manifest)})")
-    wanted_full = wanted if ":" in wanted.rsplit("/", 1)[-1] else wanted + ":latest"
-    for entry in manifest:
-        tags = entry.get("RepoTags") or []
-        if wanted in tags or wanted_full in tags:
-            return cast(dict[str, Any], entry)
-    raise SourceError(f"{where}: no image tagged {wanted!r}; tags present: {_tag_list(manifest)}")
+def pick_image(
+    manifest: list[DockerManifestEntry],
+    options: SourceOptions,
+    config_of: Callable[[DockerManifestEntry], ImageConfig],
+    where: str,
+) -> tuple[DockerManifestEntry, ImageConfig]:
+    """The image --image (by tag) and --platform (by its config) choose; with neither, the only one."""
+    if not manifest:
+        raise ArchiveError(f"{where}: manifest.json lists no images")
+    entries = manifest
+    if options.image is not None:
+        wanted = options.image
+        wanted_full = wanted if ":" in wanted.rsplit("/", 1)[-1] else wanted + ":latest"
+        entries = [e for e in manifest if {wanted, wanted_full} & set(e.RepoTags or [])]
+        if not entries:
+            raise SourceError(f"{where}: no image tagged {wanted!r}; tags present: {_tag_list(manifest)}")
+    if options.platform is None:
+        if len(entries) > 1:
+            raise SourceError(f"{where}: holds {len(entries)} images; choose one with --image ({_tag_list(entries)})")
+        return entries[0], config_of(entries[0])
+    configs = [(entry, config_of(entry)) for entry in entries[:_MAX_IMAGES]]
+    matches = [(e, c) for e, c in configs if platform_matches(c.platform, options.platform)]
+    if not matches:
+        present = ", ".join(sorted({c.platform for _, c in configs}))
+        raise SourceError(f"{where}: no image for platform {options.platform}; platforms present: {present}")
+    if len(matches) > 1:
+        tags = _tag_list([e for e, _ in matches])
+        raise SourceError(
+            f"{where}: holds {len(matches)} images for {options.platform}; choose one with --image ({tags})"
+        )
+    return matches[0]
 
 
-def _tag_list(manifest: list[dict[str, Any]]) -> str:
-    tags = [t for e in manifest for t in (e.get("RepoTags") or [])]
-    return ", ".join(tags) if tags else "none are tagged"
+_MAX_IMAGES = 1000
 
 
-_JSON_LIMIT = 64 << 20
+def _tag_list(manifest: list[DockerManifestEntry]) -> str:
+    tags = [t for e in manifest for t in (e.RepoTags or [])]
+    return ", ".join(tags[:50]) + (", …" if len(tags) > 50 else "") if tags else "none are tagged"
+
+
+# -- reading a `docker save` stream once, front to back --------------------------------------------
+
+_JSON_LIMIT = MAX_JSON_BYTES
+_DOCUMENTS_LIMIT = 256 << 20
+_PROGRESS_STEP = 8 << 20
+
+# What the worker reading a stream sends: ("bytes", n) now and then; ("layer", path, key, scan) per
+# layer tar, key being the sha256 of its uncompressed content (its diff_id); ("image", config,
+# [(diff_id, name, path)]) once the manifest has arrived, at the end.
+Event = tuple[Any, ...]
 
 
 def scan_saved_stream(
-    stream: BinaryIO, where: str, options: SourceOptions, capture: Capture
-) -> tuple[dict[str, Any], list[LayerBlob], list[LayerScan]]:
+    stream: BinaryIO, where: str, options: SourceOptions, capture: Capture = never_capture
+) -> Iterator[Event]:
     """Read a `docker save` stream once, front to back (the engine's export cannot be rewound):
     layer tars are scanned as they pass, JSON members kept, and the manifest, which comes last,
-    puts the layers in order. Returns the config, the layers and their scans in image order."""
-    outer = TarReader(stream, where)
+    says which image and in which order."""
+    counted = _Counting(stream)
+    outer = TarReader(counted, where)  # type: ignore[arg-type]
     documents: dict[str, bytes] = {}
-    scans: dict[str, LayerScan] = {}
     links: dict[str, str] = {}
+    reported = 0
     for member in outer:
         if member.kind in (Kind.SYMLINK, Kind.HARDLINK):
             base = posixpath.dirname(member.path) if member.kind == Kind.SYMLINK else "/"
             links[member.path] = normalize(posixpath.join(base, member.link))
         elif member.kind == Kind.FILE:
-            _take_member(outer, member.path, member.size, where, capture, documents, scans)
-    return _assemble(documents, scans, links, where, options)
+            layer = _take_member(outer, member.path, member.size, where, capture, documents)
+            if layer is not None:
+                yield ("layer", member.path, *layer)
+        if counted.count - reported >= _PROGRESS_STEP:
+            reported = counted.count
+            yield ("bytes", reported)
+    yield ("bytes", counted.count)
+    yield ("image", *_assemble(documents, links, where, options))
+
+
+class _Counting(io.RawIOBase):
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._raw.read(-1 if size is None else size)
+        self.count += len(data)
+        return data
+
+
+class _Hashing(io.RawIOBase):
+    """Passes a stream through, hashing it (a layer's diff_id is the sha256 of its uncompressed tar)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self.hash = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._raw.read(-1 if size is None else size)
+        self.hash.update(data)
+        return data
+
+    def drain(self) -> str:
+        while self.read(1 << 20):
+            pass
+        return "sha256:" + self.hash.hexdigest()
 
 
 def _take_member(
-    outer: TarReader,
-    name: str,
-    size: int,
-    where: str,
-    capture: Capture,
-    documents: dict[str, bytes],
-    scans: dict[str, LayerScan],
-) -> None:
+    outer: TarReader, name: str, size: int, where: str, capture: Capture, documents: dict[str, bytes]
+) -> tuple[str, LayerScan] | None:
     data = outer.member(size)
     head = data.read(BLOCK)
     data.unread(head)
     compression = sniff(head)
     is_tar = len(head) == BLOCK and head[257:262] == b"ustar"
     if compression is Compression.NONE and not is_tar:
-        if size <= _JSON_LIMIT:
+        if size <= _JSON_LIMIT and sum(map(len, documents.values())) + size <= _DOCUMENTS_LIMIT:
             documents[name] = data.read()
         data.finish()
-        return
+        return None
     label = f"{where}:{name.lstrip('/')}"
     with decompressed(data, label, compression) as (layer, _):  # type: ignore[arg-type]
-        entries, contents, _end = read_entries(layer, label, False, capture)
+        hashing = _Hashing(layer)
+        entries, contents, _end = read_entries(hashing, label, False, capture)  # type: ignore[arg-type]
+        key = hashing.drain()
     data.finish()
-    scans[name] = LayerScan(entries=entries, compression=compression, stored_size=size, contents=contents)
+    return key, LayerScan(entries=entries, compression=compression, stored_size=size, contents=contents)
 
 
 def _assemble(
-    documents: dict[str, bytes],
-    scans: dict[str, LayerScan],
-    links: dict[str, str],
-    where: str,
-    options: SourceOptions,
-) -> tuple[dict[str, Any], list[LayerBlob], list[LayerScan]]:
-    def document(name: str) -> Any:
+    documents: dict[str, bytes], links: dict[str, str], where: str, options: SourceOptions
+) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
+    def document(name: str) -> bytes:
         path = _follow(normalize(name), links)
         if path not in documents:
             raise ArchiveError(f"{where}: {name!r} is not in the exported image")
-        try:
-            return json.loads(documents[path])
-        except ValueError as exc:
-            raise ArchiveError(f"{where}: {name!r} is not valid JSON ({exc})") from None
+        return documents[path]
 
-    entry = _pick_entry(document("manifest.json"), options.image, where)
-    config = document(entry.get("Config", ""))
-    names = entry.get("Layers") or []
-    ids = diff_ids(config, where)
-    check_layer_count(len(names), ids, where)
-    layers, ordered = [], []
-    for diff_id, name in zip(ids, names, strict=True):
-        path = _follow(normalize(name), links)
-        if path not in scans:
-            raise ArchiveError(f"{where}: manifest names {name!r}, which is not in the exported image")
-        layers.append(
-            LayerBlob(diff_id=diff_id, name=f"{where}:{name}", stored_size=scans[path].stored_size, open=_cannot_reopen)
-        )
-        ordered.append(scans[path])
-    return config, layers, ordered
+    manifest = parse(DockerManifest, document("manifest.json"), where, "manifest.json")
+
+    def config_of(entry: DockerManifestEntry) -> ImageConfig:
+        return parse(ImageConfig, document(entry.Config), where, entry.Config)
+
+    entry, config = pick_image(manifest, options, config_of, where)
+    ids = config.rootfs.diff_ids
+    check_layer_count(len(entry.Layers), ids, where)
+    layers = [(i, name, _follow(normalize(name), links)) for i, name in zip(ids, entry.Layers, strict=True)]
+    return config.as_dict(), layers
 
 
 def _follow(path: str, links: dict[str, str]) -> str:
@@ -176,3 +258,103 @@ def _follow(path: str, links: dict[str, str]) -> str:
 
 def _cannot_reopen() -> BinaryIO:
     raise ArchiveError("a streamed layer cannot be read twice")
+
+
+class SavedStreamImage(OpenedImage):
+    """An image arriving as one `docker save` stream (see layerscope.image): a worker reads it and
+    hands over each layer's scan as the layer passes. With `order` (the diff_ids, known up front
+    from the engine) scans are yielded as soon as they are next; otherwise after the manifest."""
+
+    def __init__(
+        self,
+        reference: str,
+        source: str,
+        open_stream: Callable[[], BinaryIO],
+        options: SourceOptions,
+        order: list[str] | None = None,
+    ) -> None:
+        super().__init__(reference)
+        self.source = source
+        self._open_stream = open_stream
+        self._options = options
+        self._order = order
+
+    @property
+    def layer_count(self) -> int | None:
+        return len(self._order) if self._order is not None else (len(self.layers) or None)
+
+    def scan(self, capture: Capture = never_capture) -> Generator[LayerScan, None, None]:
+        stream = ForkedStream(_read_stream, self._open_stream, self.reference, self._options, capture)
+        try:
+            yield from self._in_order(iter(stream))
+        finally:
+            stream.cancel()
+
+    def _in_order(self, events: Iterator[Event]) -> Iterator[LayerScan]:
+        order = self._order or []
+        left = Counter(order)
+        held: dict[str, LayerScan] = {}  # by key: scans not yet yielded for every use
+        key_of: dict[str, str] = {}  # layer path -> key
+        size_of: dict[str, int] = {}  # key -> stored size
+        done: list[str] = []  # keys yielded, in image order
+        image: Event | None = None
+        for event in events:
+            if event[0] == "bytes" and self.on_bytes:
+                self.on_bytes(event[1])
+            elif event[0] == "layer":
+                _, path, key, scan = event
+                key_of[path] = key
+                size_of.setdefault(key, scan.stored_size)
+                if order and left[key] == 0 and key in done:
+                    continue  # a second copy of a layer already stacked for every use
+                held.setdefault(key, scan)
+                while len(done) < len(order) and order[len(done)] in held:
+                    key = order[len(done)]
+                    done.append(key)
+                    left[key] -= 1
+                    yield held[key] if left[key] else held.pop(key)
+            elif event[0] == "image":
+                image = event
+        if image is None:
+            raise ArchiveError(f"{self.reference}: the stream ended without an image manifest")
+        yield from self._the_rest(image, key_of, size_of, held, done)
+
+    def _the_rest(
+        self,
+        image: Event,
+        key_of: dict[str, str],
+        size_of: dict[str, int],
+        held: dict[str, LayerScan],
+        done: list[str],
+    ) -> Iterator[LayerScan]:
+        _, config, layers = image
+        where = self.reference
+        if self._order is not None and [diff_id for diff_id, _, _ in layers] != self._order:
+            raise ArchiveError(f"{where}: the exported config lists other layers than the engine")
+        self.config = config
+        self.layers = []
+        keys = []
+        for index, (diff_id, name, path) in enumerate(layers):
+            if path not in key_of:
+                raise ArchiveError(f"{where}: manifest names {name!r}, which is not in the exported image")
+            key = key_of[path]
+            if self._order is not None and key != diff_id:
+                # stacking in the known order relied on each layer's content having its diff_id
+                raise ArchiveError(f"{where}: the content of layer {index} ({name}) does not match its diff_id")
+            keys.append(key)
+            self.layers.append(LayerBlob(diff_id, f"{where}:{name}", size_of[key], _cannot_reopen, identity=key))
+        left = Counter(keys[len(done) :])
+        for key in keys[len(done) :]:
+            left[key] -= 1
+            yield held[key] if left[key] else held.pop(key)
+
+
+def _read_stream(
+    open_stream: Callable[[], BinaryIO], where: str, options: SourceOptions, capture: Capture
+) -> Iterator[Event]:
+    """In the worker: open the stream there (a connection or a pipe belongs to the reader)."""
+    stream = open_stream()
+    try:
+        yield from scan_saved_stream(stream, where, options, capture)
+    finally:
+        stream.close()

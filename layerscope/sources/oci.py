@@ -1,48 +1,60 @@
 """OCI image layouts: a directory (`oci:DIR[:TAG]`) or the same packed as a tar (`oci-archive:PATH[:TAG]`).
 
 index.json may nest indexes; the image is chosen by tag (the `org.opencontainers.image.ref.name`
-annotation) and platform (`--platform os/arch[/variant]`, defaulting to the host's).
+annotation, from `:TAG` or `--image`) and platform (`--platform os/arch[/variant]`, defaulting to the
+host's). The index graph is walked iteratively, each document once, within bounds on depth and on
+the number of descriptors: an index that lists one child a billion times costs one read.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
-import platform as host_platform
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol, TypeVar
+
+from pydantic import TypeAdapter
 
 from layerscope.archive.blobs import FileWindow
-from layerscope.archive.container import MAX_JSON_BYTES, TarContainer
+from layerscope.archive.container import TarContainer, file_kind
+from layerscope.archive.documents import (
+    MAX_JSON_BYTES,
+    Descriptor,
+    ImageConfig,
+    ImageIndex,
+    ImageManifest,
+    IndexOrManifest,
+    parse,
+)
 from layerscope.errors import ArchiveError, SourceError
-from layerscope.sources.base import LayerBlob, OpenedImage, SourceOptions, check_layer_count, diff_ids
+from layerscope.image import LayerBlob, OpenedImage, SourceOptions
+from layerscope.sources.base import BlobImage, check_layer_count, host_platform_name, platform_matches
 
-_DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+__all__ = ["blob_path", "host_platform_name", "open_oci_archive", "open_oci_layout"]
+
 _INDEX_TYPES = {
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 }
 _REF_NAME = "org.opencontainers.image.ref.name"
 _MAX_INDEX_DEPTH = 8
+_MAX_DESCRIPTORS = 100_000  # over the whole graph
+_MAX_CANDIDATES = 1_000
+M = TypeVar("M")
 
 
 class BlobStore(Protocol):
     where: str
 
-    def read_json(self, name: str) -> Any: ...
+    def read_document(self, name: str, model: type[M] | TypeAdapter[M]) -> M: ...
     def size(self, name: str) -> int: ...
     def open(self, name: str) -> BinaryIO: ...
     def close(self) -> None: ...
 
 
 def blob_path(digest: str) -> str:
-    if not isinstance(digest, str) or not _DIGEST.match(digest):
-        raise ArchiveError(f"invalid digest {digest!r}")
-    algorithm, _, encoded = digest.partition(":")
+    algorithm, _, encoded = digest.partition(":")  # a Digest: validated by the document models
     return f"blobs/{algorithm}/{encoded}"
 
 
@@ -58,14 +70,11 @@ class DirectoryStore:
             raise ArchiveError(f"{self.where}: {name} is missing")
         return path
 
-    def read_json(self, name: str) -> Any:
+    def read_document(self, name: str, model: type[M] | TypeAdapter[M]) -> M:
         path = self._path(name)
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise ArchiveError(f"{self.where}: {name} is too large to be JSON metadata")
-        try:
-            return json.loads(path.read_bytes())
-        except ValueError as exc:
-            raise ArchiveError(f"{self.where}: {name} is not valid JSON ({exc})") from None
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_JSON_BYTES + 1)
+        return parse(model, data, self.where, name)
 
     def size(self, name: str) -> int:
         return self._path(name).stat().st_size
@@ -85,8 +94,8 @@ class ArchiveStore:
         self._container = container
         self.where = str(container.path)
 
-    def read_json(self, name: str) -> Any:
-        return self._container.read_json(name)
+    def read_document(self, name: str, model: type[M] | TypeAdapter[M]) -> M:
+        return self._container.read_document(name, model)
 
     def size(self, name: str) -> int:
         return self._container.size_of(name)
@@ -100,8 +109,7 @@ class ArchiveStore:
 
 @dataclass(frozen=True)
 class _Candidate:
-    descriptor: dict[str, Any]
-    manifest: dict[str, Any]
+    manifest: ImageManifest
     platform: str
 
 
@@ -113,40 +121,51 @@ def split_tag(location: str) -> tuple[str, str | None]:
     return head, tag or None
 
 
+def _tag(reference_tag: str | None, options: SourceOptions, where: str) -> str | None:
+    """`:TAG` and `--image` both pick by tag; given both, they must agree."""
+    if options.image is not None and reference_tag is not None and options.image != reference_tag:
+        raise SourceError(f"{where}: the reference's tag {reference_tag!r} and --image {options.image!r} disagree")
+    return reference_tag or options.image
+
+
 def open_oci_layout(location: str, options: SourceOptions) -> OpenedImage:
     path_text, tag = split_tag(location)
     root = Path(path_text)
-    if not root.is_dir():
-        raise SourceError(f"{root}: no such directory" if not root.exists() else f"{root}: not a directory")
+    kind = file_kind(root)
+    if kind != "directory":
+        raise SourceError(f"{root}: no such directory" if kind == "missing" else f"{root}: not a directory")
     if not (root / "index.json").is_file():
         raise SourceError(f"{root}: not an OCI image layout (no index.json)")
-    return _open_store(DirectoryStore(root), location, tag, options)
+    return _open_store(DirectoryStore(root), location, "oci", _tag(tag, options, str(root)), options)
 
 
 def open_oci_archive(location: str, options: SourceOptions) -> OpenedImage:
     path_text, tag = split_tag(location)
     path = Path(path_text)
-    if not path.is_file():
+    kind = file_kind(path)
+    if kind == "missing":
         raise SourceError(f"{path}: no such file")
+    if kind != "file":
+        raise SourceError(f"{path}: is a {kind}; an OCI archive must be a regular file (it is read out of order)")
     container = TarContainer(path)
     if "index.json" not in container:
         container.close()
         raise SourceError(f"{path}: not an OCI archive (no index.json)")
-    return _open_store(ArchiveStore(container), location, tag, options)
+    return _open_store(ArchiveStore(container), location, "oci-archive", _tag(tag, options, str(path)), options)
 
 
-def _open_store(store: BlobStore, reference: str, tag: str | None, options: SourceOptions) -> OpenedImage:
+def _open_store(store: BlobStore, reference: str, source: str, tag: str | None, options: SourceOptions) -> OpenedImage:
     try:
         chosen = _choose(store, tag, options.platform)
-        return _image(store, reference, chosen)
+        return _image(store, reference, source, chosen)
     except BaseException:
         store.close()
         raise
 
 
 def _choose(store: BlobStore, tag: str | None, wanted_platform: str | None) -> _Candidate:
-    index = store.read_json("index.json")
-    candidates = list(_manifests(store, index, tag, depth=0))
+    index = store.read_document("index.json", ImageIndex)
+    candidates = _manifests(store, index, tag)
     if not candidates:
         if tag:
             raise SourceError(f"{store.where}: no image tagged {tag!r}; tags present: {_tags(index)}")
@@ -155,91 +174,102 @@ def _choose(store: BlobStore, tag: str | None, wanted_platform: str | None) -> _
     if wanted_platform is None and len(real) == 1:
         return real[0]
     wanted = wanted_platform or host_platform_name()
-    matches = [c for c in real if _platform_matches(c.platform, wanted)]
+    matches = [c for c in real if platform_matches(c.platform, wanted)]
     if not matches:
         present = ", ".join(sorted({c.platform for c in real}))
         raise SourceError(f"{store.where}: no image for platform {wanted}; platforms present: {present}")
     return matches[0]
 
 
-def _manifests(store: BlobStore, index: Any, tag: str | None, depth: int) -> Iterator[_Candidate]:
-    if depth > _MAX_INDEX_DEPTH:
-        raise ArchiveError(f"{store.where}: image indexes nest too deeply")
-    if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
-        raise ArchiveError(f"{store.where}: image index has no manifests list")
-    for descriptor in index["manifests"]:
-        if not isinstance(descriptor, dict):
-            continue
-        if tag is not None and not _tag_matches(descriptor, tag):
-            continue
-        document = store.read_json(blob_path(descriptor.get("digest", "")))
-        media_type = descriptor.get("mediaType") or document.get("mediaType")
-        if media_type in _INDEX_TYPES or "manifests" in document:
-            yield from _manifests(store, document, None, depth + 1)
-        else:
-            yield _Candidate(descriptor, document, _platform_of(store, descriptor, document))
+def _manifests(store: BlobStore, index: ImageIndex, tag: str | None) -> list[_Candidate]:
+    """The image manifests an index leads to, in order: a breadth-first walk that reads each
+    document once, with bounds on depth, on descriptors seen and on images found."""
+    found: list[_Candidate] = []
+    seen: set[tuple[str, str | None]] = set()  # (digest, platform the descriptor claims)
+    documents: dict[str, IndexOrManifest] = {}
+    level = [d for d in index.manifests if tag is None or _tag_matches(d, tag)]
+    budget = _MAX_DESCRIPTORS - len(index.manifests)
+    for _depth in range(_MAX_INDEX_DEPTH + 1):
+        deeper: list[Descriptor] = []
+        for descriptor in level:
+            claimed = descriptor.platform.name if descriptor.platform else None
+            if (descriptor.digest, claimed) in seen:
+                continue
+            seen.add((descriptor.digest, claimed))
+            document = documents.get(descriptor.digest)
+            if document is None:
+                document = store.read_document(blob_path(descriptor.digest), IndexOrManifest)
+                documents[descriptor.digest] = document
+            if _is_index(descriptor, document):
+                if (descriptor.digest, None) in seen and claimed is not None:
+                    continue
+                seen.add((descriptor.digest, None))  # an index's children are walked once
+                children = document.manifests or []
+                budget -= len(children)
+                if budget < 0:
+                    raise ArchiveError(f"{store.where}: the image index lists more than {_MAX_DESCRIPTORS} descriptors")
+                deeper += children
+                continue
+            manifest = _as_manifest(document, store.where, descriptor)
+            found.append(_Candidate(manifest, _platform_of(store, descriptor, document)))
+            if len(found) > _MAX_CANDIDATES:
+                raise ArchiveError(f"{store.where}: the image index leads to more than {_MAX_CANDIDATES} images")
+        if not deeper:
+            return found
+        level = deeper
+    raise ArchiveError(f"{store.where}: image indexes nest more than {_MAX_INDEX_DEPTH} deep")
 
 
-def _tag_matches(descriptor: dict[str, Any], tag: str) -> bool:
-    annotations = descriptor.get("annotations") or {}
+def _is_index(descriptor: Descriptor, document: IndexOrManifest) -> bool:
+    return descriptor.mediaType in _INDEX_TYPES or document.mediaType in _INDEX_TYPES or document.manifests is not None
+
+
+def _as_manifest(document: IndexOrManifest, where: str, descriptor: Descriptor) -> ImageManifest:
+    if document.config is None or document.layers is None:
+        raise ArchiveError(f"{where}: {blob_path(descriptor.digest)}: image manifest lacks config or layers")
+    return ImageManifest(mediaType=document.mediaType, config=document.config, layers=document.layers)
+
+
+def _tag_matches(descriptor: Descriptor, tag: str) -> bool:
+    annotations = descriptor.annotations or {}
     names = [annotations.get(_REF_NAME), annotations.get("io.containerd.image.name")]
     return any(n and (n == tag or n.endswith(":" + tag)) for n in names)
 
 
-def _tags(index: Any) -> str:
-    manifests = index.get("manifests") if isinstance(index, dict) else None
-    tags = [(d.get("annotations") or {}).get(_REF_NAME) for d in manifests or [] if isinstance(d, dict)]
+def _tags(index: ImageIndex) -> str:
+    tags = [(d.annotations or {}).get(_REF_NAME) for d in index.manifests]
     present = [t for t in tags if t]
-    return ", ".join(present) if present else "none are tagged"
+    return ", ".join(present[:50]) if present else "none are tagged"
 
 
-def _platform_of(store: BlobStore, descriptor: dict[str, Any], manifest: dict[str, Any]) -> str:
-    described = descriptor.get("platform")
-    if isinstance(described, dict):
-        return _platform_name(described)
-    config_digest = (manifest.get("config") or {}).get("digest")
-    config = store.read_json(blob_path(config_digest)) if config_digest else {}
-    return _platform_name(config if isinstance(config, dict) else {})
+def _platform_of(store: BlobStore, descriptor: Descriptor, manifest: IndexOrManifest) -> str:
+    if descriptor.platform is not None:
+        return descriptor.platform.name
+    if manifest.config is None:
+        return "unknown/unknown"
+    return store.read_document(blob_path(manifest.config.digest), ImageConfig).platform
 
 
-def _platform_name(fields: dict[str, Any]) -> str:
-    name = f"{fields.get('os', 'unknown')}/{fields.get('architecture', 'unknown')}"
-    return name + (f"/{fields['variant']}" if fields.get("variant") else "")
-
-
-def _platform_matches(present: str, wanted: str) -> bool:
-    have, want = present.split("/"), wanted.split("/")
-    if have[:2] != want[:2]:
-        return False
-    return len(want) < 3 or (have[2:3] or [""])[0] == want[2]
-
-
-def host_platform_name() -> str:
-    machine = host_platform.machine().lower()
-    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
-    if arch is None and machine.startswith("armv7"):
-        return "linux/arm/v7"
-    return f"linux/{arch or machine}"
-
-
-def _image(store: BlobStore, reference: str, chosen: _Candidate) -> OpenedImage:
+def _image(store: BlobStore, reference: str, source: str, chosen: _Candidate) -> OpenedImage:
     manifest = chosen.manifest
-    config_digest = (manifest.get("config") or {}).get("digest")
-    layer_descriptors = manifest.get("layers")
-    if not config_digest or not isinstance(layer_descriptors, list):
-        raise ArchiveError(f"{store.where}: image manifest lacks config or layers")
-    config = store.read_json(blob_path(config_digest))
-    ids = diff_ids(config, store.where)
-    check_layer_count(len(layer_descriptors), ids, store.where)
+    config = store.read_document(blob_path(manifest.config.digest), ImageConfig)
+    ids = config.rootfs.diff_ids
+    check_layer_count(len(manifest.layers), ids, store.where)
     layers = []
-    for diff_id, descriptor in zip(ids, layer_descriptors, strict=True):
-        name = blob_path(descriptor.get("digest", ""))
+    sizes: dict[str, int] = {}
+    for diff_id, descriptor in zip(ids, manifest.layers, strict=True):
+        name = blob_path(descriptor.digest)
+        if name not in sizes:
+            sizes[name] = store.size(name)
         layers.append(
             LayerBlob(
                 diff_id=diff_id,
                 name=f"{store.where}:{name}",
-                stored_size=store.size(name),
+                stored_size=sizes[name],
                 open=functools.partial(store.open, name),
+                identity=descriptor.digest,
             )
         )
-    return OpenedImage(reference=reference, config=config, layers=layers, _closers=[store.close])
+    image = BlobImage(reference, source, config.as_dict(), layers)
+    image._closers.append(store.close)
+    return image
