@@ -15,6 +15,7 @@ import hashlib
 import io
 import os
 import posixpath
+import re
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -133,6 +134,7 @@ def _tag_list(manifest: list[DockerManifestEntry]) -> str:
 # -- reading a `docker save` stream once, front to back --------------------------------------------
 
 _JSON_LIMIT = MAX_JSON_BYTES
+_BLOB_NAME = re.compile(r"/blobs/sha256/([0-9a-f]{64})")
 _DOCUMENTS_LIMIT = 256 << 20
 _PROGRESS_STEP = 8 << 20
 
@@ -143,11 +145,13 @@ Event = tuple[Any, ...]
 
 
 def scan_saved_stream(
-    stream: BinaryIO, where: str, options: SourceOptions, capture: Capture = never_capture
+    stream: BinaryIO, where: str, options: SourceOptions, capture: Capture = never_capture, identify: bool = False
 ) -> Iterator[Event]:
     """Read a `docker save` stream once, front to back (the engine's export cannot be rewound):
     layer tars are scanned as they pass, JSON members kept, and the manifest, which comes last,
-    says which image and in which order."""
+    says which image and in which order. With `identify`, each layer's key is its diff_id (from a
+    `blobs/sha256/<hex>` name when the tar is stored uncompressed, else hashed as it passes: hashing
+    costs ~3 s per GB, so it is done only when the order is known up front); else its path."""
     counted = _Counting(stream)
     outer = TarReader(counted, where)  # type: ignore[arg-type]
     documents: dict[str, bytes] = {}
@@ -158,7 +162,7 @@ def scan_saved_stream(
             base = posixpath.dirname(member.path) if member.kind == Kind.SYMLINK else "/"
             links[member.path] = normalize(posixpath.join(base, member.link))
         elif member.kind == Kind.FILE:
-            layer = _take_member(outer, member.path, member.size, where, capture, documents)
+            layer = _take_member(outer, member.path, member.size, where, capture, documents, identify)
             if layer is not None:
                 yield ("layer", member.path, *layer)
         if counted.count - reported >= _PROGRESS_STEP:
@@ -206,7 +210,13 @@ class _Hashing(io.RawIOBase):
 
 
 def _take_member(
-    outer: TarReader, name: str, size: int, where: str, capture: Capture, documents: dict[str, bytes]
+    outer: TarReader,
+    name: str,
+    size: int,
+    where: str,
+    capture: Capture,
+    documents: dict[str, bytes],
+    identify: bool,
 ) -> tuple[str, LayerScan] | None:
     data = outer.member(size)
     head = data.read(BLOCK)
@@ -219,10 +229,15 @@ def _take_member(
         data.finish()
         return None
     label = f"{where}:{name.lstrip('/')}"
+    named = _BLOB_NAME.fullmatch(name)
     with decompressed(data, label, compression) as (layer, _):  # type: ignore[arg-type]
-        hashing = _Hashing(layer)
-        entries, contents, _end = read_entries(hashing, label, False, capture)  # type: ignore[arg-type]
-        key = hashing.drain()
+        if not identify or (named and compression is Compression.NONE):
+            entries, contents, _end = read_entries(layer, label, False, capture)
+            key = f"sha256:{named.group(1)}" if identify and named else f"member:{name}"
+        else:
+            hashing = _Hashing(layer)
+            entries, contents, _end = read_entries(hashing, label, False, capture)  # type: ignore[arg-type]
+            key = hashing.drain()
     data.finish()
     return key, LayerScan(entries=entries, compression=compression, stored_size=size, contents=contents)
 
@@ -284,7 +299,8 @@ class SavedStreamImage(OpenedImage):
         return len(self._order) if self._order is not None else (len(self.layers) or None)
 
     def scan(self, capture: Capture = never_capture) -> Generator[LayerScan, None, None]:
-        stream = ForkedStream(_read_stream, self._open_stream, self.reference, self._options, capture)
+        identify = self._order is not None
+        stream = ForkedStream(_read_stream, self._open_stream, self.reference, self._options, capture, identify)
         try:
             yield from self._in_order(iter(stream))
         finally:
@@ -350,11 +366,11 @@ class SavedStreamImage(OpenedImage):
 
 
 def _read_stream(
-    open_stream: Callable[[], BinaryIO], where: str, options: SourceOptions, capture: Capture
+    open_stream: Callable[[], BinaryIO], where: str, options: SourceOptions, capture: Capture, identify: bool
 ) -> Iterator[Event]:
     """In the worker: open the stream there (a connection or a pipe belongs to the reader)."""
     stream = open_stream()
     try:
-        yield from scan_saved_stream(stream, where, options, capture)
+        yield from scan_saved_stream(stream, where, options, capture, identify)
     finally:
         stream.close()
