@@ -85,3 +85,35 @@ def test_tag_picks_among_images(tmp_path: Path, capsys: pytest.CaptureFixture[st
     (layout / "index.json").write_text(json.dumps(index))
     assert layers_of(capsys, f"oci:{layout}:one") == 1
     assert layers_of(capsys, f"oci:{layout}:full") == len(TARS)
+
+
+def test_image_option_picks_by_tag_in_a_layout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    layout = tmp_path / "oci"
+    ms.write_oci_layout(layout, TARS, "gzip", tag="full")
+    assert layers_of(capsys, str(layout), "--image", "full") == len(TARS)
+    assert main(["inspect", str(layout), "--image", "other"]) == 2
+    assert "no image tagged 'other'; tags present: full" in capsys.readouterr().err
+    assert main(["inspect", f"oci:{layout}:full", "--image", "other"]) == 2
+    assert "the reference's tag 'full' and --image 'other' disagree" in capsys.readouterr().err
+
+
+def test_platform_in_a_docker_archive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A `docker save` archive says each image's platform in its config: --platform chooses by it."""
+    from builders import multi_image_archive
+
+    path = tmp_path / "multi.tar"
+    path.write_bytes(multi_image_archive(TARS))  # two images, both linux/amd64
+    assert main(["inspect", str(path), "--platform", "linux/amd64"]) == 2
+    assert "holds 2 images for linux/amd64; choose one with --image (one:1, two:2)" in capsys.readouterr().err
+    assert layers_of(capsys, str(path), "--platform", "linux/amd64", "--image", "two:2") == len(TARS)
+    assert main(["inspect", str(path), "--platform", "linux/arm64", "--image", "one:1"]) == 2
+    assert "no image for platform linux/arm64; platforms present: linux/amd64" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("platform", ["linux", "linux/amd64/v2/x", "Linux/AMD64", ""])
+def test_malformed_platform(platform: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    layout = tmp_path / "oci"
+    ms.write_oci_layout(layout, TARS, "gzip")
+    assert main(["inspect", str(layout), "--platform", platform]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--platform takes os/arch[/variant]" in err
