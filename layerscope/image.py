@@ -3,48 +3,59 @@
 Data flows one way: a source opens a reference into an `OpenedImage`; `OpenedImage.scan(capture)`
 yields one `LayerScan` per layer, in image order (bottom layer first); the analysis stacks each scan
 as it arrives and never asks which kind of source it came from. This module imports nothing from
-`layerscope.sources` or from the layer walk, so both can import it.
+`layerscope.sources` or from the layer walk (`layerscope.archive.layers`), so both import it and
+neither imports the other's types. (`Entry`/`Kind` are defined in `archive.tarstream` and
+`Compression` in `archive.blobs`, two leaf modules; they are re-exported here.)
 
 The contract a source fulfils (a registry source included):
 
-- `open(location, options) -> OpenedImage`, registered under its transport prefix in
-  `layerscope.sources.SOURCES`. It validates every JSON document it reads (see
-  `layerscope.archive.documents`) and raises a `LayerscopeError` subclass for anything wrong.
-- `SourceOptions` it cannot honour are rejected at open time with `SourceError` (exit 2), never
-  ignored: a source that holds one image per reference rejects `--image`; `--platform` is either used
-  to choose the image or checked against the image's own platform.
-- `reference`: how the user named the image; `source`: the transport name ("docker-archive", "oci",
-  "oci-archive", "docker", "registry", ...), shown in reports.
-- `config` (the validated image config as a dict) and `layers` (one `LayerBlob` per layer, image
-  order) are known once `scan()` has been exhausted; a source that knows them at open time (every
-  random-access source) fills them in at once. `layer_count` is the number of layers when it is
-  known before the scan (for progress), else None.
-- `scan(capture)` yields the layers' scans in image order. It must be used as a context manager or
-  run to the end (`with closing(image.scan(capture)) as scans`), so that stopping early stops every
-  worker process at once. Layers whose blobs are the same bytes (same `LayerBlob.identity`) are read
-  once and the same `LayerScan` is yielded for each.
+- An opener `open(location, options) -> OpenedImage`, registered under its transport prefix in
+  `layerscope.sources.SOURCES`. It reads and validates every JSON document with the models in
+  `layerscope.archive.documents` (`parse(Model, bytes, where, name)`: one `ArchiveError` naming the
+  document and the field; size and nesting bounded) and raises a `LayerscopeError` subclass
+  (`SourceError`, `ArchiveError`, ...) for anything wrong: the CLI prints one line, exit 2.
+- `SourceOptions` it cannot honour are refused at open time (`sources.base.reject_options`), never
+  ignored. `--platform` either chooses among the images (an index, a multi-image archive) or is
+  checked against the one image there is (`sources.base.check_platform`); `--image` chooses by tag
+  or is refused where a reference names exactly one image (the engine).
+- Attributes: `reference` (how the user named the image), `source` (the transport: "docker-archive",
+  "oci", "oci-archive", "docker", "registry"), `config` (the validated image config as a dict:
+  `archive.documents.ImageConfig.as_dict()`), `layers` (one `LayerBlob` per layer, image order),
+  `layer_count` (the number of layers when known before the scan, for progress; else None).
+  `config` and `layers` are complete once `scan()` has run to its end; random-access sources (every
+  `BlobImage`) fill them in at open time.
+- `scan(capture)` is a generator of the layers' `LayerScan`s in image order. Close it when leaving
+  early (`with contextlib.closing(image.scan(capture)) as scans:`): closing stops every worker
+  process at once. Layers with equal `LayerBlob.identity` are read once; the same `LayerScan`
+  object is yielded for each of them. `capture(path)` says which regular files' content the walk
+  keeps (`LayerScan.contents`).
 - `on_bytes`, when the caller sets it, is told now and then how many bytes a stream source has
-  received (progress for the engine's export).
+  received (progress).
 - `close()` (or `with image:`) releases files and connections.
 
-Two ready-made implementations live in `layerscope.sources.base`:
+Two implementations in `layerscope.sources` cover the two ways images arrive:
 
-- `BlobImage(reference, source, config, layers)`: layers are independent blobs that can each be
-  opened in a worker process (archives, OCI layouts, a registry). Blobs are read `os.cpu_count()` at
-  a time, in forked workers; small blobs are batched into one worker; identical blobs are read once.
-  `LayerBlob.open()` is called inside the worker and must return a fresh reader of the stored
-  (possibly compressed) bytes. It need not be seekable: the compression is sniffed from the first
-  bytes by peeking (the bytes are put back, never sought). A non-seekable reader is read to its end
-  after the tar is walked and then closed, so a reader that verifies a digest as bytes pass (a
-  registry blob) sees every byte and may raise `ArchiveError` on a mismatch from `read()` or `close()`.
-  `stored_size` is the blob's size as stored or transferred (the compressed size), from the manifest
-  when the blob is not at hand.
-- `StreamedImage(reference, source, open_stream, ...)`: the whole image arrives as one `docker save`
-  stream that can be read only once, front to back (the engine's export, a pipe). A worker reads
-  it and hands each layer's scan over as soon as that layer has passed; the caller stacks layer N
-  while the worker reads N+1. When the layer order is known up front (the engine's own list of
-  diff_ids), scans are yielded as soon as they are next in order; otherwise they wait for the
-  manifest, which comes last.
+- `sources.base.BlobImage(reference, source, config, layers, workers=None)`: layers are separate
+  blobs, each readable on its own (archives, OCI layouts, a registry). Config and layers are known at
+  open time. Blobs are read `workers` at a time (default: the cores; a network source may ask for
+  more) in forked worker processes, the biggest first; small blobs (< 4 MB) are batched several to
+  a worker; equal identities are read once. For each `LayerBlob`:
+    - `open()` is called inside the worker process (after fork: open connections there, not
+      before) and returns a fresh reader of the stored, possibly compressed, bytes, front to back.
+      It need not be seekable: the compression (gzip, zstd, none) is sniffed from the first bytes,
+      which are put back, never sought. A non-seekable reader is read to its very end after the tar
+      has been walked, then closed: a reader that verifies a digest or a length as bytes pass (a
+      registry blob) sees every byte and raises `ArchiveError` from `read()` or `close()` on a
+      mismatch; that error ends the command with one line, exit 2.
+    - `stored_size`: the bytes as stored or transferred (the compressed size), from the manifest's
+      descriptor when the blob is not at hand; `identity`: the blob digest when known.
+- `sources.docker_archive.SavedStreamImage(reference, source, open_stream, options, order=None)`:
+  the whole image arrives as one `docker save` stream that can be read only once (the engine's
+  export, a pipe, a FIFO). `open_stream()` is called in a worker, which walks the stream and hands
+  each layer's scan over as soon as that layer has passed; the caller stacks layer N while the
+  worker reads N+1. With `order` (the diff_ids, known up front from the engine) scans are yielded
+  as soon as they are next in order, and only out-of-order ones wait; without it they wait for
+  the manifest, which comes last in the stream.
 """
 
 from __future__ import annotations

@@ -26,12 +26,21 @@ class BlobImage(OpenedImage):
     """An image whose layers are separate blobs, each readable on its own (archives, OCI layouts, a
     registry): config and layers are known at open time; layers are read in parallel workers."""
 
-    def __init__(self, reference: str, source: str, config: dict[str, Any], layers: list[LayerBlob]) -> None:
+    def __init__(
+        self,
+        reference: str,
+        source: str,
+        config: dict[str, Any],
+        layers: list[LayerBlob],
+        workers: int | None = None,
+    ) -> None:
         super().__init__(reference, config, layers)
         self.source = source
+        # How many blobs are read at once: the cores by default; a network source may want more.
+        self.workers = workers
 
     def scan(self, capture: Capture = never_capture) -> Generator[LayerScan, None, None]:
-        with LayerScanner(self.layers, capture) as scanner:
+        with LayerScanner(self.layers, capture, self.workers) as scanner:
             yield from scanner
 
 
