@@ -47,8 +47,8 @@ def entry(**changes: Any) -> dict[str, Any]:
     return {"Config": "config.json", "RepoTags": ["t:1"], "Layers": LAYER_NAMES, **changes}
 
 
-def fails(capsys: pytest.CaptureFixture[str], reference: str, *needles: str) -> str:
-    code = main(["inspect", reference, "-q", "--format", "json"])
+def fails(capsys: pytest.CaptureFixture[str], reference: str, *needles: str, args: tuple[str, ...] = ()) -> str:
+    code = main(["inspect", reference, "-q", "--format", "json", *args])
     out, err = capsys.readouterr()
     assert (code, out) == (2, ""), err
     assert err.count("\n") == 1 and err.startswith("layerscope: error: "), err
@@ -266,3 +266,14 @@ def test_archives_with_fuzzed_documents(
     code = main(["inspect", archive(tmp_path, manifest, config), "-q", "--format", "json"])
     out, err = capsys.readouterr()
     assert (code, out) == (2, "") and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_tags_from_the_image_are_escaped_in_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hostile = "evil\x1b]0;pwned\x07:1\n"
+    reference = archive(tmp_path, [entry(RepoTags=[hostile]), entry(RepoTags=["b:1"])])
+    err = fails(capsys, reference, "choose one with --image (evil\\x1b]0;pwned\\x07:1\\n, b:1)")
+    assert "\x1b" not in err and "\x07" not in err
+    hostile_platform = {**CONFIG, "architecture": "amd64\x1b[2J"}
+    reference = archive(tmp_path, [entry()], hostile_platform)
+    err = fails(capsys, reference, "platforms present: linux/amd64\\x1b[2J", args=("--platform", "linux/arm64"))
+    assert "\x1b" not in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform as host_platform
+import unicodedata
 from collections.abc import Generator
 from typing import Any
 
@@ -18,6 +19,7 @@ __all__ = [
     "check_layer_count",
     "host_platform_name",
     "platform_matches",
+    "printable",
     "reject_options",
 ]
 
@@ -79,3 +81,11 @@ def check_platform(present: str, wanted: str | None, where: str) -> None:
     """For a source that holds one image: --platform is honoured by checking it is that image's."""
     if wanted is not None and not platform_matches(present, wanted):
         raise SourceError(f"{where}: no image for platform {wanted}; platforms present: {present}")
+
+
+def printable(text: str) -> str:
+    """`text` from an image (a tag, a platform name) safe to print: control and format characters,
+    which could rewrite a terminal, are shown as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if unicodedata.category(c)[0] != "C" else c.encode("unicode_escape").decode() for c in text)

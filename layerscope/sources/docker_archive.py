@@ -29,7 +29,7 @@ from layerscope.archive.tarstream import BLOCK, Kind, TarReader, normalize
 from layerscope.errors import ArchiveError, SourceError
 from layerscope.image import Capture, LayerBlob, LayerScan, OpenedImage, SourceOptions, never_capture
 from layerscope.parallel import ForkedStream
-from layerscope.sources.base import BlobImage, check_layer_count, platform_matches
+from layerscope.sources.base import BlobImage, check_layer_count, platform_matches, printable
 
 STDIN = "-"
 
@@ -105,7 +105,7 @@ def pick_image(
         wanted_full = wanted if ":" in wanted.rsplit("/", 1)[-1] else wanted + ":latest"
         entries = [e for e in manifest if {wanted, wanted_full} & set(e.RepoTags or [])]
         if not entries:
-            raise SourceError(f"{where}: no image tagged {wanted!r}; tags present: {_tag_list(manifest)}")
+            raise SourceError(f"{where}: no image tagged {printable(wanted)!r}; tags present: {_tag_list(manifest)}")
     if options.platform is None:
         if len(entries) > 1:
             raise SourceError(f"{where}: holds {len(entries)} images; choose one with --image ({_tag_list(entries)})")
@@ -113,7 +113,7 @@ def pick_image(
     configs = [(entry, config_of(entry)) for entry in entries[:_MAX_IMAGES]]
     matches = [(e, c) for e, c in configs if platform_matches(c.platform, options.platform)]
     if not matches:
-        present = ", ".join(sorted({c.platform for _, c in configs}))
+        present = ", ".join(sorted({printable(c.platform) for _, c in configs}))
         raise SourceError(f"{where}: no image for platform {options.platform}; platforms present: {present}")
     if len(matches) > 1:
         tags = _tag_list([e for e, _ in matches])
@@ -127,7 +127,7 @@ _MAX_IMAGES = 1000
 
 
 def _tag_list(manifest: list[DockerManifestEntry]) -> str:
-    tags = [t for e in manifest for t in (e.RepoTags or [])]
+    tags = [printable(t) for e in manifest for t in (e.RepoTags or [])]
     return ", ".join(tags[:50]) + (", …" if len(tags) > 50 else "") if tags else "none are tagged"
 
 

@@ -29,7 +29,7 @@ from layerscope.archive.documents import (
 )
 from layerscope.errors import ArchiveError, SourceError
 from layerscope.image import LayerBlob, OpenedImage, SourceOptions
-from layerscope.sources.base import BlobImage, check_layer_count, host_platform_name, platform_matches
+from layerscope.sources.base import BlobImage, check_layer_count, host_platform_name, platform_matches, printable
 
 __all__ = ["blob_path", "host_platform_name", "open_oci_archive", "open_oci_layout"]
 
@@ -176,7 +176,7 @@ def _choose(store: BlobStore, tag: str | None, wanted_platform: str | None) -> _
     wanted = wanted_platform or host_platform_name()
     matches = [c for c in real if platform_matches(c.platform, wanted)]
     if not matches:
-        present = ", ".join(sorted({c.platform for c in real}))
+        present = ", ".join(sorted({printable(c.platform) for c in real}))
         raise SourceError(f"{store.where}: no image for platform {wanted}; platforms present: {present}")
     return matches[0]
 
@@ -238,7 +238,7 @@ def _tag_matches(descriptor: Descriptor, tag: str) -> bool:
 
 def _tags(index: ImageIndex) -> str:
     tags = [(d.annotations or {}).get(_REF_NAME) for d in index.manifests]
-    present = [t for t in tags if t]
+    present = [printable(t) for t in tags if t]
     return ", ".join(present[:50]) if present else "none are tagged"
 
 
