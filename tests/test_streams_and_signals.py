@@ -272,3 +272,14 @@ def test_every_way_of_stopping_stops_every_worker(stop: str, source: str, slow: 
     finally:
         if source == "stream worker":
             os.close(holder)
+
+
+def test_stdin_that_is_a_terminal() -> None:
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        one_line_error(run("-", stdin=follower, timeout=30), "stdin is a terminal")
+    finally:
+        os.close(leader)
+        os.close(follower)

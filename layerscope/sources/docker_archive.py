@@ -36,6 +36,8 @@ STDIN = "-"
 
 def open_docker_archive(location: str, options: SourceOptions) -> OpenedImage:
     if location in (STDIN, "/dev/stdin"):
+        if os.isatty(0):
+            raise SourceError(f"{location}: stdin is a terminal; pipe an image into it (docker save IMAGE | ...)")
         return SavedStreamImage(location, "docker-archive", _stdin, options)
     path = Path(location)
     kind = file_kind(path)
