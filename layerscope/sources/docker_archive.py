@@ -156,7 +156,7 @@ def scan_saved_stream(
     costs ~3 s per GB, so it is done only when the order is known up front); else its path."""
     counted = _Counting(stream)
     outer = TarReader(counted, where)  # type: ignore[arg-type]
-    documents: dict[str, bytes] = {}
+    documents = _Documents()
     links: dict[str, str] = {}
     reported = 0
     for member in outer:
@@ -172,6 +172,12 @@ def scan_saved_stream(
             yield ("bytes", reported)
     yield ("bytes", counted.count)
     yield ("image", *_assemble(documents, links, where, options))
+
+
+class _Documents(dict[str, bytes]):
+    """The small non-tar members of a stream (JSON documents), with their total size bounded."""
+
+    total = 0
 
 
 class _Counting(io.RawIOBase):
@@ -217,7 +223,7 @@ def _take_member(
     size: int,
     where: str,
     capture: Capture,
-    documents: dict[str, bytes],
+    documents: _Documents,
     identify: bool,
 ) -> tuple[str, LayerScan] | None:
     data = outer.member(size)
@@ -226,8 +232,9 @@ def _take_member(
     compression = sniff(head)
     is_tar = len(head) == BLOCK and head[257:262] == b"ustar"
     if compression is Compression.NONE and not is_tar:
-        if size <= _JSON_LIMIT and sum(map(len, documents.values())) + size <= _DOCUMENTS_LIMIT:
+        if size <= _JSON_LIMIT and documents.total + size <= _DOCUMENTS_LIMIT:
             documents[name] = data.read()
+            documents.total += size
         data.finish()
         return None
     label = f"{where}:{name.lstrip('/')}"
@@ -245,7 +252,7 @@ def _take_member(
 
 
 def _assemble(
-    documents: dict[str, bytes], links: dict[str, str], where: str, options: SourceOptions
+    documents: _Documents, links: dict[str, str], where: str, options: SourceOptions
 ) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
     def document(name: str) -> bytes:
         path = _follow(normalize(name), links)
