@@ -4,11 +4,17 @@ Parsing tar headers and walking trees is pure Python, so threads share one core 
 children get the parent's memory copy-on-write, need no pickling of their inputs, and truly use both
 cores. Where fork is unavailable the work runs inline, with the same interface.
 
-Stopping: every child is stopped at once however the parent stops. A child ignores nothing: SIGINT
-and SIGTERM kill it outright (the parent decides what an interrupt means); on Linux the kernel
-kills it when its parent dies (PR_SET_PDEATHSIG), even by SIGKILL; and every live child is
-registered here, so `stop_all()` (called when the parent unwinds) kills the lot. A SIGTERM to the
-parent raises `Terminated` (see `terminate_on_sigterm`), which unwinds like Ctrl-C does.
+Stopping: every child is stopped at once however the parent stops.
+- A child gets the default SIGINT and SIGTERM actions: a Ctrl-C reaching the whole process group
+  kills it outright (the parent alone decides what an interrupt means).
+- The parent unwinding (KeyboardInterrupt, `Terminated`, an error) cancels the children it waits
+  for (`Forked.result`, `ForkedStream`, and the LayerScanner that owns them close in `finally`);
+  every live child is also registered here and killed by `stop_all()` at interpreter exit.
+- On Linux the kernel kills a child when the thread that forked it ends (PR_SET_PDEATHSIG): a
+  parent killed by SIGKILL leaves no worker behind. (Fork from the thread that waits for the
+  result, as every caller here does.)
+- A SIGTERM to the parent raises `Terminated` (see `terminate_on_sigterm`), which unwinds like
+  Ctrl-C does; the CLI prints one line and exits 143.
 """
 
 from __future__ import annotations
