@@ -27,8 +27,9 @@ The contract a source fulfils (a registry source included):
 - `scan(capture)` is a generator of the layers' `LayerScan`s in image order. Close it when leaving
   early (`with contextlib.closing(image.scan(capture)) as scans:`): closing stops every worker
   process at once. Layers with equal `LayerBlob.identity` are read once; the same `LayerScan`
-  object is yielded for each of them. `capture(path)` says which regular files' content the walk
-  keeps (`LayerScan.contents`).
+  object is yielded for each of them. `capture(path)` says how many bytes of a regular file the
+  walk may keep (0: none); what is kept, and what was refused over a limit, is in
+  `LayerScan.contents` (`Captures`).
 - `on_bytes`, when the caller sets it, is told now and then how many bytes a stream source has
   received (progress).
 - `close()` (or `with image:`) releases files and connections.
