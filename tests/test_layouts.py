@@ -172,3 +172,22 @@ def test_committed_samples_are_reproducible(tmp_path: Path) -> None:
         assert (committed / name).stat().st_size < 5_000_000
     fresh = sorted(p.relative_to(tmp_path / "oci-layout") for p in (tmp_path / "oci-layout").rglob("*"))
     assert fresh == sorted(p.relative_to(committed / "oci-layout") for p in (committed / "oci-layout").rglob("*"))
+
+
+def test_a_blob_used_twice_is_captured_and_counted_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The layer that holds the package database is the same blob at two positions: it is read once,
+    and its captured database counts once toward the image's capture limit (set here to just fit)."""
+    from builders import tar_layer
+
+    from layerscope.archive import layers
+
+    status = b"Package: tiny\nStatus: install ok installed\nVersion: 1\nArchitecture: all\nInstalled-Size: 1\n\n"
+    database = tar_layer([("file", "/var/lib/dpkg/status", status)])
+    other = tar_layer([("file", "/x", 10)])
+    monkeypatch.setattr(layers, "MAX_IMAGE_CAPTURE", len(status) + 10)
+    ms.write_oci_layout(tmp_path / "oci", [database, other, database], "gzip")  # one blob, listed twice
+    report = run_json(capsys, str(tmp_path / "oci"))
+    assert [p["name"] for p in report["packages"]] == ["tiny"], report["warnings"]
+    assert report["warnings"] == []

@@ -50,9 +50,12 @@ def inspect_image(image: OpenedImage, progress: Progress | None = None, top: int
     dive = DiveAccumulator()
     scans: list[LayerScan] = []
     captured = 0
+    counted: set[int] = set()
     with closing(image.scan(_capture)) as layers:
         for index, scan in enumerate(layers):
-            captured = limit_image_captures(scan.contents, captured)
+            if id(scan.contents) not in counted:  # a blob used by several layers is held, and counted, once
+                counted.add(id(scan.contents))
+                captured = limit_image_captures(scan.contents, captured)
             # the parent stacks layer N while the workers read N+1; then the entries can go
             tree.apply(scan.entries)
             dive.add_layer(scan.entries)
