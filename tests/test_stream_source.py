@@ -4,10 +4,15 @@ layer is handed over as soon as it and those below it have passed."""
 
 from __future__ import annotations
 
+import hashlib
+import http.server
 import io
-from collections.abc import Callable
+import threading
+import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import make_samples as ms
 import pytest
@@ -15,7 +20,9 @@ from builders import hardlinked_layer_archive, kaniko_archive
 
 from layerscope.catalogers import wanted
 from layerscope.errors import ArchiveError
-from layerscope.image import LayerScan, SourceOptions
+from layerscope.image import LayerBlob, LayerScan, SourceOptions
+from layerscope.sources import open_image
+from layerscope.sources.base import BlobImage
 from layerscope.sources.docker_archive import SavedStreamImage, open_docker_archive
 
 TARS = ms.layer_tars()
@@ -105,3 +112,98 @@ def test_stream_without_manifest() -> None:
     data = ms.layer_tars()[0]  # a layer tar is a tar, but not an image
     with pytest.raises(ArchiveError, match=r"'manifest\.json' is not in the exported image"):
         all_scans(streamed(data))
+
+
+# -- blobs that arrive as one-way HTTP streams (what a registry source hands to BlobImage) -----------
+
+
+class _Verifying(io.RawIOBase):
+    """A blob reader that checks the digest as bytes pass and fails at the end on a mismatch."""
+
+    def __init__(self, raw: Any, digest: str) -> None:
+        super().__init__()
+        self._raw, self._digest, self._hash = raw, digest, hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        data = self._raw.read(-1 if n is None else n)
+        self._hash.update(data)
+        if not data and "sha256:" + self._hash.hexdigest() != self._digest:
+            raise ArchiveError(f"blob {self._digest}: content does not match its digest")
+        return data
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+@pytest.fixture(scope="module")
+def blob_server() -> Iterator[tuple[str, dict[str, bytes]]]:
+    """A real HTTP server on 127.0.0.1 serving blobs by path."""
+    blobs: dict[str, bytes] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # the http.server spelling
+            data = blobs.get(self.path)
+            self.send_response(200 if data is not None else 404)
+            self.end_headers()
+            self.wfile.write(data or b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", blobs
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def http_image(base: str, blobs: dict[str, bytes], stored: list[bytes], digests: list[str]) -> BlobImage:
+    layers = []
+    for i, (data, digest) in enumerate(zip(stored, digests, strict=True)):
+        blobs[f"/{i}"] = data
+        url = f"{base}/{i}"
+        layers.append(
+            LayerBlob(
+                diff_id=ms.sha256(TARS[i]),
+                name=url,
+                stored_size=len(data),
+                open=lambda url=url, digest=digest: _Verifying(urllib.request.urlopen(url), digest),  # type: ignore[misc]
+                identity=digest,
+            )
+        )
+    return BlobImage("http", "test", {}, layers)
+
+
+@pytest.mark.parametrize("compress", ["gzip", "zstd", "none"])
+def test_one_way_http_blobs(compress: str, blob_server: tuple[str, dict[str, bytes]], tmp_path: Path) -> None:
+    """Layers fetched over HTTP (no seek, sniffed by peeking, read to the end so the digest is
+    checked) give the same scans as the same layers read from files."""
+    base, blobs = blob_server
+    stored = [ms._compress(t, compress) for t in TARS]
+    image = http_image(base, blobs, stored, ["sha256:" + hashlib.sha256(b).hexdigest() for b in stored])
+    with closing(image.scan(wanted)) as scans:
+        got = list(scans)
+    ms.write_oci_layout(tmp_path / "oci", TARS, compress)
+    with open_image(str(tmp_path / "oci")) as local, closing(local.scan(wanted)) as scans:
+        expected = list(scans)
+    assert [s.entries for s in got] == [e.entries for e in expected]
+    assert [s.contents for s in got] == [e.contents for e in expected]
+    assert [s.compression.value for s in got] == [compress] * len(TARS)
+    assert [s.stored_size for s in got] == [len(b) for b in stored]
+
+
+def test_http_blob_with_the_wrong_digest(blob_server: tuple[str, dict[str, bytes]]) -> None:
+    base, blobs = blob_server
+    stored = [ms._compress(t, "gzip") for t in TARS]
+    digests = ["sha256:" + hashlib.sha256(b).hexdigest() for b in stored]
+    digests[2] = "sha256:" + "0" * 64
+    image = http_image(base, blobs, stored, digests)
+    with pytest.raises(ArchiveError, match="does not match its digest"), closing(image.scan(wanted)) as scans:
+        list(scans)
