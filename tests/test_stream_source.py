@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import json
+import tarfile
 import threading
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -207,3 +209,20 @@ def test_http_blob_with_the_wrong_digest(blob_server: tuple[str, dict[str, bytes
     image = http_image(base, blobs, stored, digests)
     with pytest.raises(ArchiveError, match="does not match its digest"), closing(image.scan(wanted)) as scans:
         list(scans)
+
+
+def test_stream_with_a_huge_manifest() -> None:
+    """A manifest.json over the JSON size limit is not kept in memory, and the error says why."""
+    from test_documents import CONFIG, LAYER_NAMES
+
+    buffer = io.BytesIO()
+    manifest = json.dumps([{"Config": "config.json", "Layers": LAYER_NAMES}]).encode() + b" " * (17 << 20)
+    members = {**dict(zip(LAYER_NAMES, TARS, strict=True)), "config.json": json.dumps(CONFIG).encode()}
+    members["manifest.json"] = manifest
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ArchiveError, match=r"'manifest\.json' is too large to be JSON metadata"):
+        all_scans(streamed(buffer.getvalue()))

@@ -178,6 +178,7 @@ class _Documents(dict[str, bytes]):
     """The small non-tar members of a stream (JSON documents), with their total size bounded."""
 
     total = 0
+    skipped: frozenset[str] = frozenset()  # too big to keep: named in the error if asked for
 
 
 class _Counting(io.RawIOBase):
@@ -235,6 +236,8 @@ def _take_member(
         if size <= _JSON_LIMIT and documents.total + size <= _DOCUMENTS_LIMIT:
             documents[name] = data.read()
             documents.total += size
+        else:
+            documents.skipped |= {name}
         data.finish()
         return None
     label = f"{where}:{name.lstrip('/')}"
@@ -256,6 +259,8 @@ def _assemble(
 ) -> tuple[dict[str, Any], list[tuple[str, str, str]]]:
     def document(name: str) -> bytes:
         path = _follow(normalize(name), links)
+        if path in documents.skipped:
+            raise ArchiveError(f"{where}: {name!r} is too large to be JSON metadata")
         if path not in documents:
             raise ArchiveError(f"{where}: {name!r} is not in the exported image")
         return documents[path]
