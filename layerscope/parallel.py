@@ -111,8 +111,10 @@ def _reply(write_fd: int, produce: Callable[[Callable[[tuple[str, Any]], None]],
     with os.fdopen(write_fd, "wb", buffering=_CHUNK) as pipe:
 
         def send(message: tuple[str, Any]) -> None:
-            # Pickle straight into the pipe: the result never sits in memory twice.
+            # Pickle straight into the pipe: the result never sits in memory twice. Flushed at once,
+            # so that a stream's item reaches the parent now, not when the next megabyte is ready.
             pickle.dump(message, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+            pipe.flush()
 
         try:
             produce(send)

@@ -8,8 +8,10 @@ import hashlib
 import http.server
 import io
 import json
+import os
 import tarfile
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import closing
@@ -226,3 +228,34 @@ def test_stream_with_a_huge_manifest() -> None:
             tar.addfile(info, io.BytesIO(data))
     with pytest.raises(ArchiveError, match=r"'manifest\.json' is too large to be JSON metadata"):
         all_scans(streamed(buffer.getvalue()))
+
+
+def test_a_layer_is_handed_over_while_the_stream_is_stalled() -> None:
+    """The stream stalls right after the first layer (a slow engine): that layer's scan reaches the
+    caller during the stall, not when more data arrives."""
+    data = ms.docker_legacy(TARS)  # layers in image order
+    cut = data.index(ms.sha256(TARS[1]).split(":")[1].encode())  # the second layer's first header
+    read_end, write_end = os.pipe()
+    stall = 6.0
+
+    def produce() -> None:
+        with os.fdopen(write_end, "wb") as out:
+            out.write(data[:cut])
+            out.flush()
+            time.sleep(stall)
+            out.write(data[cut:])
+
+    writer = threading.Thread(target=produce, daemon=True)
+    image = SavedStreamImage(
+        "stalled", "docker-archive", lambda: os.fdopen(read_end, "rb"), SourceOptions(), [ms.sha256(t) for t in TARS]
+    )
+    started = time.monotonic()
+    writer.start()
+    with closing(image.scan(wanted)) as scans:
+        first = next(scans)
+        waited = time.monotonic() - started
+        rest = list(scans)
+    os.close(read_end)
+    writer.join()
+    assert waited < stall / 2, f"the first layer arrived after {waited:.1f} s"
+    assert len(rest) == len(TARS) - 1 and first.entries
