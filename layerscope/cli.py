@@ -72,6 +72,12 @@ def _parser() -> argparse.ArgumentParser:
         help="GitHub annotations and a step summary (automatic when GITHUB_ACTIONS=true)",
     )
     check.add_argument("--image", help="repo:tag to pick in a multi-image docker archive")
+    tui = commands.add_parser("tui", help="explore an image interactively, or two (OLD NEW) in diff mode")
+    tui.add_argument("reference", help=_REFERENCE_HELP)
+    tui.add_argument("new", nargs="?", help="a second image: open in diff mode (REFERENCE is then the old one)")
+    tui.add_argument("--image", help="repo:tag to pick in a multi-image docker archive")
+    tui.add_argument("--platform", help="os/arch[/variant] to pick in an OCI index (default: the host's)")
+    tui.add_argument("--debug", action="store_true", help="show a traceback on errors")
     for sub in (inspect, diff, check):
         sub.add_argument("-o", "--output", type=Path, help="write the report to FILE instead of stdout")
         sub.add_argument("--platform", help="os/arch[/variant] to pick in an OCI index (default: the host's)")
@@ -268,6 +274,26 @@ def _emit_check(report: CheckReport, args: argparse.Namespace) -> None:
     _write_output(text, args.output)
 
 
+def _tui(args: argparse.Namespace) -> Exit:
+    """Open the images here, so that a reference that cannot be opened fails as `inspect` does (one
+    line, exit 2) before the screen is taken over; the app reads them in a worker and closes them."""
+    from contextlib import ExitStack
+
+    from layerscope.sources import SourceOptions, open_image
+
+    references = [args.reference] if args.new is None else [args.reference, args.new]
+    with ExitStack() as stack:
+        images = [
+            stack.enter_context(open_image(ref, SourceOptions(image=args.image, platform=args.platform)))
+            for ref in references
+        ]
+        from layerscope.tui import create_app
+
+        gc.enable()  # an interactive session runs for minutes: let the collector work
+        create_app(images).run()
+    return Exit.OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # A short-lived run that allocates hundreds of thousands of small objects and frees them all at
     # exit: the cyclic collector would rescan them again and again for nothing (about 20% of the time).
@@ -289,7 +315,8 @@ def _main(argv: Sequence[str] | None) -> int:
     debug = "--debug" in argv
     try:
         args = _parser().parse_args(argv)
-        return int({"inspect": _inspect, "diff": _diff, "check": _check}[args.command](args))
+        commands = {"inspect": _inspect, "diff": _diff, "check": _check, "tui": _tui}
+        return int(commands[args.command](args))
     except LayerscopeError as exc:
         if debug:
             traceback.print_exc()

@@ -15,6 +15,7 @@ from layerscope.image import LayerScan, OpenedImage
 from layerscope.tree import UnionTree
 
 if TYPE_CHECKING:
+    from layerscope.analysis.explore import ExploreRecorder
     from layerscope.model import ImageReport
 
 Progress = Callable[[int, int], None]
@@ -45,7 +46,10 @@ class Inspection:
     paths: list[str]  # every path of the final filesystem (directories and links included)
 
 
-def inspect_image(image: OpenedImage, progress: Progress | None = None, top: int = 20) -> Inspection:
+def inspect_image(
+    image: OpenedImage, progress: Progress | None = None, top: int = 20, recorder: ExploreRecorder | None = None
+) -> Inspection:
+    """`recorder`, when given, is told every layer's changes and the attribution (layerscope tui)."""
     tree = UnionTree()
     dive = DiveAccumulator()
     scans: list[LayerScan] = []
@@ -59,6 +63,8 @@ def inspect_image(image: OpenedImage, progress: Progress | None = None, top: int
             # the parent stacks layer N while the workers read N+1; then the entries can go
             tree.apply(scan.entries)
             dive.add_layer(scan.entries)
+            if recorder is not None:
+                recorder.layer(scan.entries, tree.paths)
             scans.append(replace(scan, entries=[]))
             if progress:
                 progress(index + 1, image.layer_count or index + 1)
@@ -67,5 +73,7 @@ def inspect_image(image: OpenedImage, progress: Progress | None = None, top: int
     # the report models cost several MB: imported only now, when the workers are gone
     from layerscope.analysis import report
 
-    result = report.image_report(image, scans, tree, layer_commands(image.config, len(scans)), figures, top)
+    commands = layer_commands(image.config, len(scans))
+    on_attribution = recorder.attribution if recorder is not None else None
+    result = report.image_report(image, scans, tree, commands, figures, top, on_attribution)
     return Inspection(result, list(tree.paths))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 
 from layerscope.analysis.attribution import Attribution, FinalFS, attribute
 from layerscope.analysis.dive import DiveFigures
@@ -24,9 +25,12 @@ def image_report(
     commands: list[str | None],
     dive: DiveFigures,
     top: int,
+    on_attribution: Callable[[Attribution], None] | None = None,
 ) -> ImageReport:
     fs = FinalFS(tree, [scan.contents for scan in scans])
     attribution = attribute(fs)
+    if on_attribution is not None:
+        on_attribution(attribution)
     settings = RuntimeSettings.from_image_config(image.config, attribution.warnings)
     candidates = [path for path, node in fs.index.items() if node.kind in (Kind.FILE, Kind.SYMLINK)]
     python = python_facts(

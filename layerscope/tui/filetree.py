@@ -1,0 +1,181 @@
+"""The file tree: one folder's children are asked of the Exploration when the folder is expanded, so
+the widget holds nodes only for what a person has opened (never one per file of the image)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Tree
+from textual.widgets.tree import TreeNode
+
+from layerscope.analysis.explore import ROOT, Exploration, Row, Status
+from layerscope.archive.tarstream import Kind
+from layerscope.tui.text import STATUS_STYLE, printable, size
+
+ONLY_KEYS = {"a": Status.ADDED, "m": Status.MODIFIED, "r": Status.REMOVED}
+
+
+@dataclass(frozen=True)
+class View:
+    """What the tree shows: which layer, in which order, filtered how. Changing it rebuilds the tree."""
+
+    layer: int = 0
+    by: str = "size"  # or "name"
+    text: str = ""
+    only: frozenset[Status] = field(default_factory=frozenset)
+
+
+class FileTree(Tree[int]):
+    """Node data is the path id in the Exploration; a node's children are added on first expansion."""
+
+    BINDINGS = [  # noqa: RUF012 (textual's declared type)
+        Binding("s", "sort", "Sort size/name"),
+        Binding("a", "only('a')", "Added"),
+        Binding("m", "only('m')", "Modified"),
+        Binding("r", "only('r')", "Removed"),
+        Binding("x", "clear_filters", "All"),
+    ]
+
+    class PathHighlighted(Message):
+        def __init__(self, tree: FileTree, pid: int | None) -> None:
+            super().__init__()
+            self.tree = tree
+            self.pid = pid
+
+    def __init__(self, exploration: Exploration, view: View | None = None, **kwargs: object) -> None:
+        super().__init__("/", data=ROOT, **kwargs)  # type: ignore[arg-type]
+        self.exploration = exploration
+        self.view = view or View(layer=exploration.layer_count - 1)
+        self._keep: frozenset[int] | None = None
+        self._loaded: set[int] = set()  # path ids of nodes whose children are in the widget
+        self.show_root = False
+        self.guide_depth = 2
+
+    def on_mount(self) -> None:
+        self.rebuild()
+
+    # -- the view ----------------------------------------------------------------------------
+
+    def set_view(self, view: View) -> None:
+        if view != self.view:
+            self.view = view
+            self.rebuild()
+
+    def rebuild(self) -> None:
+        """Recreate the visible nodes for the current view, re-opening the folders that were open."""
+        was_open = self.open_folders()
+        highlighted = self.cursor_node.data if self.cursor_node is not None else None
+        v = self.view
+        self._keep = self.exploration.matching(v.layer, v.text, v.only)
+        self.clear()
+        self._loaded = set()
+        self._fill(self.root)
+        self.root.expand()
+        self._reopen(was_open | self._auto_open())
+        if highlighted is not None:
+            self.reveal(highlighted)
+
+    def open_folders(self) -> set[int]:
+        opened: set[int] = set()
+        stack = [self.root]
+        while stack:
+            node = stack.pop()
+            for child in node.children:
+                if child.is_expanded and child.data is not None:
+                    opened.add(child.data)
+                    stack.append(child)
+        return opened
+
+    def _auto_open(self) -> set[int]:
+        """With a filter, open the folders of the first few matches so that they are seen at once."""
+        if self._keep is None or len(self._keep) > 200:
+            return set()
+        return {pid for pid in self._keep if self.exploration.status(pid, self.view.layer) is not None}
+
+    def _reopen(self, pids: set[int]) -> None:
+        queue = [self.root]
+        while queue:
+            node = queue.pop()
+            for child in node.children:
+                if child.data in pids and child.allow_expand:
+                    self._fill(child)
+                    child.expand()
+                    queue.append(child)
+
+    # -- nodes -------------------------------------------------------------------------------
+
+    def _fill(self, node: TreeNode[int]) -> None:
+        pid = node.data
+        if pid is None or pid in self._loaded:
+            return
+        self._loaded.add(pid)
+        rows = self.exploration.children(pid, self.view.layer, by=self.view.by, keep=self._keep)
+        for row in rows:
+            node.add(self.label(row), data=row.id, allow_expand=row.expandable)
+
+    def label(self, row: Row) -> Text:
+        style = STATUS_STYLE[row.status]
+        name = printable(row.name)
+        if row.kind == Kind.DIR:
+            name += "/"
+        elif row.kind == Kind.SYMLINK:
+            name += "@"
+        text = Text.assemble(
+            (f"{row.status.letter} ", style or "dim"),
+            (f"{size(row.size):>9} ", style or "dim" if not row.size else style),
+            (name, style),
+        )
+        if row.kind == Kind.DIR and (row.added or row.removed) and row.status != Status.REMOVED:
+            changes = " ".join(part for part in (_plus(row.added), _minus(row.removed)) if part)
+            text.append(f"  {changes}", style="dim")
+        return text
+
+    def reveal(self, pid: int) -> bool:
+        """Open the folders down to `pid` and move the cursor there. False when it is not shown."""
+        chain = []
+        current = pid
+        while current != ROOT:
+            chain.append(current)
+            current = self.exploration.parent(current)
+        node = self.root
+        for step in reversed(chain):
+            self._fill(node)
+            node.expand()
+            found = next((child for child in node.children if child.data == step), None)
+            if found is None:
+                return False
+            node = found
+        self.move_cursor(node)
+        self.scroll_to_node(node, animate=False)
+        return True
+
+    def on_tree_node_expanded(self, event: Tree.NodeExpanded[int]) -> None:
+        self._fill(event.node)
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[int]) -> None:
+        event.stop()
+        self.post_message(self.PathHighlighted(self, event.node.data))
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def action_sort(self) -> None:
+        self.set_view(replace(self.view, by="name" if self.view.by == "size" else "size"))
+
+    def action_only(self, key: str) -> None:
+        status = ONLY_KEYS[key]
+        only = self.view.only ^ {status}
+        self.set_view(replace(self.view, only=frozenset(only)))
+
+    def action_clear_filters(self) -> None:
+        self.set_view(replace(self.view, text="", only=frozenset()))
+
+
+def _plus(n: int) -> str:
+    return f"+{size(n)}" if n else ""
+
+
+def _minus(n: int) -> str:
+    return f"-{size(n)}" if n else ""
