@@ -19,6 +19,22 @@ print(",".join(leaked))
 """
 
 
+EVERY_CORE_MODULE = """
+import importlib, sys
+from pathlib import Path
+import layerscope
+top = Path(layerscope.__file__).parent
+# found on disk, not with pkgutil.walk_packages, which would import layerscope.tui to look inside it
+names = sorted(".".join(("layerscope", *p.relative_to(top).with_suffix("").parts)) for p in top.rglob("*.py"))
+names = [n.removesuffix(".__init__") for n in names]
+core = [n for n in names if n.partition(".")[2].split(".")[0] not in ("tui", "__main__")]
+for name in core:
+    importlib.import_module(name)
+loaded = sorted(m for m in sys.modules if m.split(".")[0] == "textual" or m.startswith("layerscope.tui"))
+print(len(core), ",".join(loaded))
+"""
+
+
 def _run(code: str, *args: str) -> str:
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, check=True)
     return result.stdout.strip()
@@ -40,3 +56,11 @@ def test_inspecting_an_archive_never_loads_the_docker_sdk(tmp_path: Path) -> Non
         "print('docker' in sys.modules, 'textual' in sys.modules)"
     )
     assert _run(code) == "False False"
+
+
+def test_no_core_module_loads_textual_or_the_tui() -> None:
+    """Every module outside layerscope.tui (the CLI included) imported in a fresh interpreter: neither
+    textual nor layerscope.tui may be loaded, so the TUI stays a leaf that only `layerscope tui` reaches."""
+    count, _, loaded = _run(EVERY_CORE_MODULE).partition(" ")
+    assert int(count) > 30  # the walk did find the package's modules
+    assert loaded == ""
