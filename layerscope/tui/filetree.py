@@ -128,7 +128,7 @@ class FileTree(Tree[int]):
             (f"{size(row.size):>9} ", style or "dim" if not row.size else style),
             (name, style),
         )
-        if row.kind == Kind.DIR and (row.added or row.removed) and row.status != Status.REMOVED:
+        if row.kind == Kind.DIR and (row.added or row.removed) and row.status == Status.UNCHANGED:
             changes = " ".join(part for part in (_plus(row.added), _minus(row.removed)) if part)
             text.append(f"  {changes}", style="dim")
         return text
@@ -148,9 +148,13 @@ class FileTree(Tree[int]):
             if found is None:
                 return False
             node = found
+        # a node's line is known only once the tree has laid out the folders just opened
+        self.call_after_refresh(self._go_to, node)
+        return True
+
+    def _go_to(self, node: TreeNode[int]) -> None:
         self.move_cursor(node)
         self.scroll_to_node(node, animate=False)
-        return True
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[int]) -> None:
         self._fill(event.node)

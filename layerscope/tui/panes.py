@@ -34,7 +34,7 @@ class FilterInput(Input):
 
     def open(self) -> None:
         self.add_class("-active")
-        self.focus()
+        self.call_after_refresh(self.focus)  # focusable only once it is displayed
 
 
 class FilesPane(Vertical):
@@ -105,12 +105,14 @@ class LayersPane(Vertical):
     @on(DataTable.RowHighlighted, "#layers")
     def _layer(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
-        self.show_layer(event.cursor_row)
+        tree = self.query_one(FileTree)
+        tree.set_view(replace(tree.view, layer=event.cursor_row))
 
     def show_layer(self, layer: int) -> None:
+        """Select a layer from elsewhere (a finding's evidence): the cursor, then the tree at once."""
+        self.query_one("#layers", DataTable).move_cursor(row=layer)
         tree = self.query_one(FileTree)
         tree.set_view(replace(tree.view, layer=layer))
-        self.query_one("#layers", DataTable).move_cursor(row=layer)
 
     def search(self) -> None:
         self.query_one(FilesPane).search()
@@ -125,6 +127,7 @@ class PackagesPane(Vertical):
         Binding("c", "cycle_category", "Category"),
     ]
     COLUMNS = ("type", "name", "version", "size", "files")
+    SORT_ORDER = ("size", "files", "type", "name", "version")  # what `s` cycles through
 
     def __init__(self, loaded: Loaded, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -227,7 +230,7 @@ class PackagesPane(Vertical):
         self.query_one("#packages", DataTable).focus()
 
     def action_sort(self) -> None:
-        order = self.COLUMNS
+        order = self.SORT_ORDER
         self.sort_by = order[(order.index(self.sort_by) + 1) % len(order)]
         self.refresh_table()
 
