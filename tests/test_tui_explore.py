@@ -7,7 +7,7 @@ from pathlib import Path
 
 from builders import image_of, tar_layer
 
-from layerscope.analysis.explore import ROOT, Event, Exploration, ExploreRecorder, Status, compare
+from layerscope.analysis.explore import ROOT, Event, Exploration, ExploreRecorder, Selection, Status, compare
 from layerscope.analysis.inspect import inspect_image
 from layerscope.model import ImageReport
 from layerscope.sources import SourceOptions, open_image
@@ -68,6 +68,12 @@ def test_history_lists_every_layer_that_wrote_or_removed_a_path(tmp_path: Path) 
     assert e.history(conf) == [Event(0, "added", 10)]
 
 
+def shown(e: Exploration, selection: Selection | None) -> set[str]:
+    """Every path the selection shows, asked path by path."""
+    assert selection is not None
+    return {e.path(pid) for pid in range(1, e.path_count) if pid in selection}
+
+
 def test_sorting_and_filters_are_answered_by_the_model(tmp_path: Path) -> None:
     _, e = explore(built(tmp_path, LAYERS))
     app = e.id_of("/app")
@@ -76,11 +82,13 @@ def test_sorting_and_filters_are_answered_by_the_model(tmp_path: Path) -> None:
     assert [row.name for row in e.children(app, 1, by="name")] == ["a", "b", "c"]
     keep = e.matching(1, "C")
     assert keep is not None
-    assert {e.path(pid) for pid in keep} == {"/app", "/app/c", "/etc", "/etc/conf"}
+    assert {e.path(pid) for pid in keep} == {"/app/c", "/etc", "/etc/conf"}
+    assert shown(e, keep) == {"/app", "/app/c", "/etc", "/etc/conf"}
     added = e.matching(1, statuses=frozenset({Status.ADDED}))
-    assert added is not None and {e.path(pid) for pid in added} == {"/app", "/app/c"}
+    assert added is not None and shown(e, added) == {"/app", "/app/c"}
     removed = e.matching(1, statuses=frozenset({Status.REMOVED}))
-    assert removed is not None and {e.path(pid) for pid in removed} == {"/data", "/data/x"}
+    assert removed is not None and shown(e, removed) == {"/data", "/data/x"}
+    assert shown(e, e.matching(2, "conf", frozenset({Status.UNCHANGED}))) == {"/etc", "/etc/conf"}
     assert e.matching(1) is None
     assert [row.name for row in e.children(app, 1, keep=added)] == ["c"]
 

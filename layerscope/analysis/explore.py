@@ -14,7 +14,8 @@ parent folder); removed symlinks and folders are shown like removed files.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -176,19 +177,30 @@ class Exploration:
         for span in range(len(recorded._span_end)):
             if recorded._span_end[span] < 0:
                 recorded._span_end[span] = self.layer_count
-        self._paths = recorded._paths
-        self._ids = recorded._ids
-        self._owners = recorded._owners
+        self._renumber(recorded)
         self._packages = recorded._packages
         self._package_index = {key: i for i, key in enumerate(self._packages)}
-        self._package_paths = recorded._package_paths
-        self._rule = recorded._rule
         self._rules = recorded._rules
         self._index_spans(recorded)
         self._index_folders()
+        self._index_statuses()
         self._lower: list[str] | None = None
 
     # -- construction ----------------------------------------------------------------------------
+
+    def _renumber(self, r: ExploreRecorder) -> None:
+        """Path ids in tree order ("/" as the lowest character), so that a folder's subtree is the
+        contiguous id range (pid, last[pid]]: filters then never walk up from every match."""
+        order = sorted(range(len(r._paths)), key=lambda pid: r._paths[pid].replace("/", "\0"))
+        new = array("l", [0]) * len(order)
+        for position, pid in enumerate(order):
+            new[pid] = position
+        self._paths = [r._paths[pid] for pid in order]
+        self._ids = {path: pid for pid, path in enumerate(self._paths)}
+        r._span_path = array("l", (new[pid] for pid in r._span_path))
+        self._owners = {new[pid]: owners for pid, owners in r._owners.items()}
+        self._package_paths = [array("l", (new[pid] for pid in paths)) for paths in r._package_paths]
+        self._rule = array("h", (r._rule[pid] for pid in order)) if len(r._rule) else array("h")
 
     def _index_spans(self, r: ExploreRecorder) -> None:
         """Spans grouped by path (in layer order within a path), and by the layer they start and end in."""
@@ -219,6 +231,11 @@ class Exploration:
             self._parent[pid] = ROOT if parent is None else parent
             children.setdefault(self._parent[pid], []).append(pid)
         self._children = children
+        self._last = array("l", range(len(self._paths)))  # the highest id in each path's subtree
+        for pid in range(len(self._paths) - 1, 0, -1):
+            parent = self._parent[pid]
+            if self._last[pid] > self._last[parent]:
+                self._last[parent] = self._last[pid]
         sizes: dict[int, int] = {}
         self._folder_size: list[dict[int, int]] = []
         self._added: list[dict[int, int]] = []
@@ -233,6 +250,21 @@ class Exploration:
             self._folder_size.append(dict(sizes))
             self._added.append(added)
             self._removed.append(removed)
+
+    def _index_statuses(self) -> None:
+        """Per layer, one byte per path: 0 absent, else 1 + Status. Filters read these instead of the
+        spans: one lookup per path, and the copies between layers are done in C (bytes.translate)."""
+        settle = bytes([0, 1, 1, 1, 0]) + bytes(251)  # unchanged/added/modified -> unchanged, removed -> absent
+        codes = bytearray(len(self._paths))
+        self._codes: list[bytes] = []
+        for layer in range(self.layer_count):
+            codes = bytearray(codes.translate(settle))
+            for span in self._ending[layer]:
+                codes[self._span_pid[span]] = 1 + Status.REMOVED
+            for span in self._starting[layer]:
+                pid = self._span_pid[span]
+                codes[pid] = 1 + (Status.MODIFIED if codes[pid] == 1 + Status.REMOVED else Status.ADDED)
+            self._codes.append(bytes(codes))
 
     def _spread(self, spans: list[int]) -> dict[int, int]:
         """Bytes of these spans' files, summed into every folder above them."""
@@ -265,6 +297,8 @@ class Exploration:
     def status(self, pid: int, layer: int) -> tuple[Status, int, Kind] | None:
         """What `layer` did to the path, with the size and kind of the copy shown; None when the path
         is neither visible after the layer nor removed by it."""
+        if not self._codes[layer][pid]:
+            return None
         shown = before = None
         for span in range(self._first[pid], self._first[pid + 1]):
             if self._start[span] <= layer < self._end[span]:
@@ -286,7 +320,7 @@ class Exploration:
             return self._folder_size[layer].get(self._span_pid[span], 0) if layer >= 0 else 0
         return self._size[span]
 
-    def children(self, pid: int, layer: int, *, by: str = "size", keep: frozenset[int] | None = None) -> list[Row]:
+    def children(self, pid: int, layer: int, *, by: str = "size", keep: Selection | None = None) -> list[Row]:
         """The folder's entries after `layer` (and those the layer removed), sorted by size (largest
         first) or by name; with `keep`, only the paths in it."""
         rows = []
@@ -307,28 +341,26 @@ class Exploration:
             rows.sort(key=lambda row: (-row.size, row.name))
         return rows
 
-    def matching(self, layer: int, text: str = "", statuses: frozenset[Status] = frozenset()) -> frozenset[int] | None:
-        """Paths (with their folders) that contain `text` (case-insensitive) and, when `statuses` is not
-        empty, whose status after `layer` is one of them. None when nothing is asked: show all."""
+    def matching(self, layer: int, text: str = "", statuses: frozenset[Status] = frozenset()) -> Selection | None:
+        """The paths that contain `text` (case-insensitive) and, when `statuses` is not empty, whose
+        status after `layer` is one of them; the selection also shows their folders. None when nothing
+        is asked: show all."""
         if not text and not statuses:
             return None
+        codes = self._codes[layer]
+        wanted = bytes(1 + s for s in statuses) if statuses else bytes(range(1, 5))
         if statuses - {Status.UNCHANGED}:
-            candidates: Iterable[int] = self._changed_in(layer)
+            candidates: list[int] = [pid for pid in self._changed_in(layer) if codes[pid] in wanted]
+        elif text:
+            needle, lower = text.lower(), self._lowered()
+            candidates = [pid for pid, path in enumerate(lower) if needle in path and codes[pid] in wanted]
+            text = ""
         else:
-            candidates = range(1, len(self._paths))
-        needle = text.lower()
-        lower = self._lowered() if needle else self._paths
-        keep: set[int] = set()
-        for pid in candidates:
-            if needle and needle not in lower[pid]:
-                continue
-            found = self.status(pid, layer)
-            if found is None or (statuses and found[0] not in statuses):
-                continue
-            while pid not in keep and pid != ROOT:
-                keep.add(pid)
-                pid = self._parent[pid]
-        return frozenset(keep)
+            candidates = [pid for pid, code in enumerate(codes) if code in wanted]
+        if text:
+            needle, lower = text.lower(), self._lowered()
+            candidates = [pid for pid in candidates if needle in lower[pid]]
+        return Selection(array("l", candidates), self._last)
 
     def _changed_in(self, layer: int) -> list[int]:
         changed = {self._span_pid[s] for s in self._starting[layer]} | {self._span_pid[s] for s in self._ending[layer]}
@@ -379,6 +411,27 @@ class Exploration:
         return {
             self._paths[self._span_pid[s]]: (Kind(self._kind[s]), self._size[s]) for s in self._ending[self.layer_count]
         }
+
+
+class Selection:
+    """Paths a filter matched (sorted ids). `pid in selection` says whether a path is shown: it
+    matched, or a path under it did (its subtree is the id range (pid, last[pid]])."""
+
+    def __init__(self, matched: array[int], last: array[int]) -> None:
+        self._matched = matched
+        self._last = last
+
+    def __len__(self) -> int:
+        return len(self._matched)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._matched)
+
+    def __contains__(self, pid: object) -> bool:
+        if not isinstance(pid, int):
+            return False
+        at = bisect_left(self._matched, pid)
+        return at < len(self._matched) and self._matched[at] <= self._last[pid]
 
 
 @dataclass(frozen=True, slots=True)

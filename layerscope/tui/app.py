@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 
 from textual import events, on, work
@@ -212,6 +213,9 @@ class LayerscopeApp(App[None]):
             self.screen.show_progress(message)
 
     def on_loaded(self, message: Loaded) -> None:
+        # The loaded model is hundreds of thousands of objects that live until exit: left to the
+        # cyclic collector they are rescanned on every full collection (pauses of a few hundred ms).
+        gc.freeze()
         self.session = message.session
         self.switch_screen(MainScreen(message.session))
 

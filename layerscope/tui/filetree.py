@@ -3,18 +3,22 @@ the widget holds nodes only for what a person has opened (never one per file of 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from layerscope.analysis.explore import ROOT, Exploration, Row, Status
+from layerscope.analysis.explore import ROOT, Exploration, Row, Selection, Status
 from layerscope.archive.tarstream import Kind
 from layerscope.tui.text import STATUS_STYLE, printable, size
 
+_PLACEHOLDER = Text("")
 ONLY_KEYS = {"a": Status.ADDED, "m": Status.MODIFIED, "r": Status.REMOVED}
 
 
@@ -49,8 +53,10 @@ class FileTree(Tree[int]):
         super().__init__("/", data=ROOT, **kwargs)  # type: ignore[arg-type]
         self.exploration = exploration
         self.view = view or View(layer=exploration.layer_count - 1)
-        self._keep: frozenset[int] | None = None
+        self._keep: Selection | None = None
         self._loaded: set[int] = set()  # path ids of nodes whose children are in the widget
+        self._rows: dict[int, Row] = {}  # the rows behind the nodes; labels are made when drawn
+        self._labels: dict[int, Text] = {}
         self.show_root = False
         self.guide_depth = 2
 
@@ -72,6 +78,7 @@ class FileTree(Tree[int]):
         self._keep = self.exploration.matching(v.layer, v.text, v.only)
         self.clear()
         self._loaded = set()
+        self._rows, self._labels = {}, {}
         self._fill(self.root)
         self.root.expand()
         self._reopen(was_open | self._auto_open())
@@ -113,8 +120,44 @@ class FileTree(Tree[int]):
             return
         self._loaded.add(pid)
         rows = self.exploration.children(pid, self.view.layer, by=self.view.by, keep=self._keep)
-        for row in rows:
-            node.add(self.label(row), data=row.id, allow_expand=row.expandable)
+        with self._one_invalidation():
+            for row in rows:
+                self._rows[row.id] = row
+                node.add(_PLACEHOLDER, data=row.id, allow_expand=row.expandable)
+
+    @contextmanager
+    def _one_invalidation(self) -> Iterator[None]:
+        """Textual re-lays the tree out after every node added; a folder of thousands of entries
+        wants that done once, after the last one."""
+        self._deferred = True
+        try:
+            yield
+        finally:
+            self._deferred = False
+            self._invalidate()
+
+    def _invalidate(self) -> None:
+        if not getattr(self, "_deferred", False):
+            super()._invalidate()
+
+    def render_label(self, node: TreeNode[int], base_style: Style, style: Style) -> Text:
+        """Labels are made when a node is first drawn: only what is on screen costs anything."""
+        row = self._rows.get(node.data) if node.data is not None else None
+        if row is None:
+            return super().render_label(node, base_style, style)
+        label = self._labels.get(row.id)
+        if label is None:
+            label = self._labels[row.id] = self.label(row)
+        label = label.copy()
+        label.stylize(style)
+        icon = (self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE) if node.allow_expand else ""
+        return Text.assemble((icon, base_style), label)
+
+    def get_label_width(self, node: TreeNode[int]) -> int:
+        row = self._rows.get(node.data) if node.data is not None else None
+        if row is None:
+            return super().get_label_width(node)
+        return 2 + 12 + len(row.name) + 24  # letter, size, name, changes: no label built to measure it
 
     def label(self, row: Row) -> Text:
         style = STATUS_STYLE[row.status]
