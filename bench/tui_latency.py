@@ -24,6 +24,7 @@ import statistics
 import sys
 import tarfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -130,9 +131,18 @@ async def measure(archive: Path) -> dict[str, object]:
         tree.focus()
         only = [await _timed(pilot, key) for key in ("x", "a", "a", "r", "r", "m", "m")]
         figures["only_added_removed_ms"] = _summary(only)
+        # the app's own share, without the pilot and the screen update: the model plus the tree's nodes
+        figures["filter_apply_ms"] = _summary([_apply(tree, text=t) for t in ("f", "file0", "pkg1", "zzz", "")])
+        figures["layer_apply_ms"] = _summary([_apply(tree, layer=n % layers) for n in range(2 * layers)])
         figures["tree_nodes"] = sum(1 for _ in _nodes(tree))
     figures["load_average_after"] = os.getloadavg()[0]
     return figures
+
+
+def _apply(tree, **change: object) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    tree.set_view(replace(tree.view, **change))
+    return (time.perf_counter() - start) * 1000
 
 
 def _nodes(tree):  # type: ignore[no-untyped-def]
