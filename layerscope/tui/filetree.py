@@ -150,7 +150,7 @@ class FileTree(Tree[int]):
             label = self._labels[row.id] = self.label(row)
         label = label.copy()
         label.stylize(style)
-        icon = (self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE) if node.allow_expand else ""
+        icon = (self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE) if node.allow_expand else "  "
         return Text.assemble((icon, base_style), label)
 
     def get_label_width(self, node: TreeNode[int]) -> int:

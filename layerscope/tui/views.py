@@ -95,17 +95,17 @@ def _toolchain(diff: DiffReport) -> Text:
 
 
 def _packages(diff: DiffReport) -> Table:
-    table = Table("", "package", "version", "change", box=None, header_style="bold")
+    table = Table("package", "version", "change", box=None, header_style="bold")
     rows = [("R", c) for c in diff.packages.removed] + [("A", c) for c in diff.packages.added]
     rows += [("M", c) for c in diff.packages.changed]
     rows.sort(key=lambda item: -abs(item[1].new_size - item[1].old_size))
     style = {"R": "red", "A": "green", "M": "yellow"}
     for letter, c in rows[:15]:
         versions = f"{printable(c.old_version or '-', 14)} → {printable(c.new_version or '-', 14)}"
-        name = f"{printable(c.name, 28)} ({c.type})"
-        table.add_row(Text(letter, style=style[letter]), name, versions, signed(c.new_size - c.old_size))
+        name = Text.assemble((f"{letter} ", style[letter]), f"{printable(c.name, 28)} ({c.type})")
+        table.add_row(name, versions, signed(c.new_size - c.old_size))
     if len(rows) > 15:
-        table.add_row("", f"… {len(rows) - 15} more", "", "")
+        table.add_row(f"… {len(rows) - 15} more", "", "")
     return table
 
 
@@ -116,5 +116,5 @@ def _findings(diff: DiffReport) -> Table:
         for f in items:
             old = size(f.old_bytes) if f.old_bytes is not None else "-"
             new = size(f.new_bytes) if f.new_bytes is not None else "-"
-            table.add_row(Text(word, style=style), f"{f.id} ({f.severity})", old, new)
+            table.add_row(Text(word, style=style), f.id, old, new)
     return table
