@@ -43,6 +43,10 @@ Sizes in decimal units (1 kB = 1,000 bytes). Press Esc, q or ? to close.
 """
 
 
+class _Cancelled(Exception):
+    """Raised in the loading worker when the user quits before the images are read."""
+
+
 class Progress(Message):
     """Posted by the loading worker (from its thread): image number, layers done / in all, bytes read."""
 
@@ -187,6 +191,7 @@ class LayerscopeApp(App[None]):
         super().__init__()
         self.images = list(images)
         self.session: Session | None = None
+        self.quitting = False
         self.error: str | None = None
         self.sub_title = " → ".join(printable(image.reference, 50) for image in self.images)
 
@@ -198,6 +203,8 @@ class LayerscopeApp(App[None]):
     def load(self) -> None:
         try:
             session = load_session(self.images, self._post_progress)
+        except _Cancelled:
+            return
         except LayerscopeError as exc:
             self.post_message(Failed(f"layerscope: error: {exc}"))
         except MemoryError:
@@ -206,7 +213,13 @@ class LayerscopeApp(App[None]):
             self.post_message(Loaded(session))
 
     def _post_progress(self, image: int, done: int, total: int, read: int) -> None:
+        if self.quitting:  # stop reading at the next layer instead of keeping the process alive
+            raise _Cancelled
         self.post_message(Progress(image, done, total, read))
+
+    async def action_quit(self) -> None:
+        self.quitting = True
+        self.exit()
 
     def on_progress(self, message: Progress) -> None:
         if isinstance(self.screen, LoadingScreen):
