@@ -97,10 +97,16 @@ class FileTree(Tree[int]):
         return opened
 
     def _auto_open(self) -> set[int]:
-        """With a filter, open the folders of the first few matches so that they are seen at once."""
+        """With a filter of few matches, open the folders down to each so that they are seen at once."""
         if self._keep is None or len(self._keep) > 200:
             return set()
-        return {pid for pid in self._keep if self.exploration.status(pid, self.view.layer) is not None}
+        folders: set[int] = set()
+        for match in self._keep:
+            folder = self.exploration.parent(match)
+            while folder not in folders and folder != ROOT:
+                folders.add(folder)
+                folder = self.exploration.parent(folder)
+        return folders
 
     def _reopen(self, pids: set[int]) -> None:
         queue = [self.root]
@@ -140,15 +146,25 @@ class FileTree(Tree[int]):
         if not getattr(self, "_deferred", False):
             super()._invalidate()
 
-    def render_label(self, node: TreeNode[int], base_style: Style, style: Style) -> Text:
-        """Labels are made when a node is first drawn: only what is on screen costs anything."""
-        row = self._rows.get(node.data) if node.data is not None else None
+    def row(self, node: TreeNode[int]) -> Row | None:
+        """The row a node shows (None for the root)."""
+        return self._rows.get(node.data) if node.data is not None else None
+
+    def label_of(self, node: TreeNode[int]) -> Text:
+        """The node's label as drawn, without the expand icon."""
+        row = self.row(node)
         if row is None:
-            return super().render_label(node, base_style, style)
+            return Text(str(node.label))
         label = self._labels.get(row.id)
         if label is None:
             label = self._labels[row.id] = self.label(row)
-        label = label.copy()
+        return label
+
+    def render_label(self, node: TreeNode[int], base_style: Style, style: Style) -> Text:
+        """Labels are made when a node is first drawn: only what is on screen costs anything."""
+        if self.row(node) is None:
+            return super().render_label(node, base_style, style)
+        label = self.label_of(node).copy()
         label.stylize(style)
         icon = (self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE) if node.allow_expand else "  "
         return Text.assemble((icon, base_style), label)

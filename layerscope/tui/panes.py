@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -13,13 +14,16 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, OptionList, Static
 
 from layerscope.analysis.explore import ROOT, Status
-from layerscope.model import ImageReport, PackageReport
+from layerscope.model import Evidence, ImageReport, PackageReport
+from layerscope.render.evidence import evidence_lines
 from layerscope.tui import views
 from layerscope.tui.filetree import FileTree, View
 from layerscope.tui.loading import Loaded, Session
 from layerscope.tui.text import printable, size
+from layerscope.vocab import EvidenceKind
 
 PACKAGE_FILES_SHOWN = 500
+T = TypeVar("T")
 
 
 class FilterInput(Input):
@@ -246,7 +250,7 @@ class PackagesPane(Vertical):
         self.query_one(FilterInput).open()
 
 
-def _next(choices: list[str | None], current: str | None) -> str | None:
+def _next(choices: Sequence[T | None], current: T | None) -> T | None:
     return choices[(choices.index(current) + 1) % len(choices)]
 
 
@@ -289,33 +293,28 @@ class FindingsPane(Vertical):
         self.query_one("#finding-text", Static).update(views.finding(f))
         evidence = self.query_one("#evidence", OptionList)
         evidence.clear_options()
-        evidence.add_options([printable(line, 300) for line in f.evidence])
+        layers = self.report.layers
+        evidence.add_options([printable(evidence_lines([item], layers, limit=1)[0], 300) for item in f.evidence])
 
     @on(OptionList.OptionSelected, "#evidence")
     def _evidence(self, event: OptionList.OptionSelected) -> None:
         event.stop()
         row = self.query_one("#findings", DataTable).cursor_row
-        line = self.report.findings[row].evidence[event.option_index]
-        target = evidence_target(line, self.report)
+        item = self.report.findings[row].evidence[event.option_index]
+        target = evidence_target(item)
         if target is not None:
             self.post_message(self.Jump(*target))
 
 
-_LAYER = re.compile(r"^layer (\d+)\b")
-
-
-def evidence_target(line: str, report: ImageReport) -> tuple[str, str] | None:
-    """What an evidence line names: ("layer", "3"), ("path", "/var/cache/apt") or ("package", "gcc-12")."""
-    layer = _LAYER.match(line)
-    if layer:
-        return "layer", layer.group(1)
-    words = line.split()
-    for word in words:
-        if word.startswith("/"):
-            return "path", word.rstrip("/") or "/"
-    names = {p.name for p in report.packages}
-    if words and words[0] in names:
-        return "package", words[0]
+def evidence_target(item: Evidence) -> tuple[str, str] | None:
+    """What an evidence item points at: ("package", "gcc-12"), ("path", "/var/cache/apt") or ("layer", "2").
+    A layer item jumps to the layer that wrote the bytes (the next one down removes them)."""
+    if item.kind == EvidenceKind.PACKAGE and item.name:
+        return "package", item.name
+    if item.kind in (EvidenceKind.FILE, EvidenceKind.FOLDER) and item.path:
+        return "path", item.path
+    if item.kind == EvidenceKind.LAYER and item.layer is not None:
+        return "layer", str(item.layer)
     return None
 
 

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from layerscope.analysis.explore import Exploration, PackageKey
 from layerscope.model import DiffReport, Finding, ImageReport
+from layerscope.render.evidence import evidence_lines
 from layerscope.tui.text import bar, printable, signed, size, status_text
 
 SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
@@ -65,7 +66,7 @@ def diff_summary(diff: DiffReport) -> RenderableType:
     parts: list[RenderableType] = [
         Text.assemble(
             ("Reduction ", "bold"),
-            f"{r.metric}: {size(r.bytes)} ({r.percent:.1f}%)  ",
+            f"{r.metric}: {size(r.bytes)} ({r.fraction * 100:.1f}%)  ",
             (f"{size(diff.old.total_size)} → {size(diff.new.total_size)}", "dim"),
         )
     ]
@@ -90,7 +91,7 @@ def _toolchain(diff: DiffReport) -> Text:
     t = diff.toolchain
     if t.clean:
         return Text("Build tools: none left in the new image", style="green")
-    left = ", ".join(printable(item) for item in t.remaining[:5])
+    left = ", ".join(printable(line) for line in evidence_lines(t.remaining, limit=3))
     return Text(f"Build tools: {size(t.bytes)} still in the new image ({left})", style="red")
 
 
