@@ -14,7 +14,7 @@ parent folder); removed symlinks and folders are shown like removed files.
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -237,19 +237,29 @@ class Exploration:
             if self._last[pid] > self._last[parent]:
                 self._last[parent] = self._last[pid]
         sizes: dict[int, int] = {}
-        self._folder_size: list[dict[int, int]] = []
+        # A folder's size is kept only for the layers that change it (looked up by bisection): a copy
+        # of every folder's size per layer would grow as folders x layers.
+        self._size_layers: dict[int, array[int]] = {}
+        self._size_values: dict[int, array[int]] = {}
         self._added: list[dict[int, int]] = []
         self._removed: list[dict[int, int]] = []
         for layer in range(self.layer_count):
             added = self._spread(self._starting[layer])
             removed = self._spread(self._ending[layer])
-            for folder, amount in added.items():
-                sizes[folder] = sizes.get(folder, 0) + amount
-            for folder, amount in removed.items():
-                sizes[folder] = sizes.get(folder, 0) - amount
-            self._folder_size.append(dict(sizes))
+            for folder in added.keys() | removed.keys():
+                sizes[folder] = sizes.get(folder, 0) + added.get(folder, 0) - removed.get(folder, 0)
+                self._size_layers.setdefault(folder, array("l")).append(layer)
+                self._size_values.setdefault(folder, array("q")).append(sizes[folder])
             self._added.append(added)
             self._removed.append(removed)
+
+    def folder_size(self, pid: int, layer: int) -> int:
+        """Regular-file bytes visible under the folder after `layer`."""
+        layers = self._size_layers.get(pid)
+        if layers is None:
+            return 0
+        at = bisect_right(layers, layer) - 1
+        return self._size_values[pid][at] if at >= 0 else 0
 
     def _index_statuses(self) -> None:
         """Per layer, one byte per path: 0 absent, else 1 + Status. Filters read these instead of the
@@ -317,7 +327,7 @@ class Exploration:
 
     def _span_bytes(self, span: int, layer: int) -> int:
         if self._kind[span] == Kind.DIR:
-            return self._folder_size[layer].get(self._span_pid[span], 0) if layer >= 0 else 0
+            return self.folder_size(self._span_pid[span], layer)
         return self._size[span]
 
     def children(self, pid: int, layer: int, *, by: str = "size", keep: Selection | None = None) -> list[Row]:
