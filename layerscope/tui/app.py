@@ -15,7 +15,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Label, ProgressBar, Static, TabbedContent, TabPane
 
 from layerscope.errors import LayerscopeError
-from layerscope.sources.base import OpenedImage
+from layerscope.image import OpenedImage
 from layerscope.tui.loading import Session, load_session
 from layerscope.tui.panes import CategoriesPane, DiffPane, FindingsPane, LayersPane, PackagesPane
 from layerscope.tui.text import printable, size

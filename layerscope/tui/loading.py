@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from layerscope.analysis.explore import Exploration, ExploreRecorder, compare
 from layerscope.analysis.inspect import inspect_image
+from layerscope.image import OpenedImage
 from layerscope.model import DiffReport, ImageReport
-from layerscope.sources.base import OpenedImage
 
 # (image number, layers done, layers in all, bytes read so far)
 ProgressSink = Callable[[int, int, int, int], None]
