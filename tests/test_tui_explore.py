@@ -90,6 +90,10 @@ def test_sorting_and_filters_are_answered_by_the_model(tmp_path: Path) -> None:
     assert removed is not None and shown(e, removed) == {"/data", "/data/x"}
     assert shown(e, e.matching(2, "conf", frozenset({Status.UNCHANGED}))) == {"/etc", "/etc/conf"}
     assert e.matching(1) is None
+    narrower = e.matching(1, "c/", within=keep)  # typing on: only the previous matches are tested
+    assert narrower is not None and {e.path(pid) for pid in narrower} == {"/etc/conf"}
+    assert list(narrower) == list(e.matching(1, "c/") or [])
+    assert shown(e, e.matching(1, "conf", within=keep)) == {"/etc", "/etc/conf"}
     assert [row.name for row in e.children(app, 1, keep=added)] == ["c"]
 
 

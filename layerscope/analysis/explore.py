@@ -351,16 +351,21 @@ class Exploration:
             rows.sort(key=lambda row: (-row.size, row.name))
         return rows
 
-    def matching(self, layer: int, text: str = "", statuses: frozenset[Status] = frozenset()) -> Selection | None:
+    def matching(
+        self, layer: int, text: str = "", statuses: frozenset[Status] = frozenset(), within: Selection | None = None
+    ) -> Selection | None:
         """The paths that contain `text` (case-insensitive) and, when `statuses` is not empty, whose
         status after `layer` is one of them; the selection also shows their folders. None when nothing
-        is asked: show all."""
+        is asked: show all. `within`: a selection known to hold every answer (the same layer and
+        statuses with a shorter text, as typing goes): only its matches are tested."""
         if not text and not statuses:
             return None
         codes = self._codes[layer]
         wanted = bytes(1 + s for s in statuses) if statuses else bytes(range(1, 5))
-        if statuses - {Status.UNCHANGED}:
-            candidates: list[int] = [pid for pid in self._changed_in(layer) if codes[pid] in wanted]
+        if within is not None:
+            candidates: list[int] = list(within)
+        elif statuses - {Status.UNCHANGED}:
+            candidates = [pid for pid in self._changed_in(layer) if codes[pid] in wanted]
         elif text:
             needle, lower = text.lower(), self._lowered()
             candidates = [pid for pid, path in enumerate(lower) if needle in path and codes[pid] in wanted]

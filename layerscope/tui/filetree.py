@@ -54,6 +54,7 @@ class FileTree(Tree[int]):
         self.exploration = exploration
         self.view = view or View(layer=exploration.layer_count - 1)
         self._keep: Selection | None = None
+        self._shown = View(layer=-1)  # the view self._keep was computed for
         self._loaded: set[int] = set()  # path ids of nodes whose children are in the widget
         self._rows: dict[int, Row] = {}  # the rows behind the nodes; labels are made when drawn
         self._labels: dict[int, Text] = {}
@@ -74,8 +75,11 @@ class FileTree(Tree[int]):
         """Recreate the visible nodes for the current view, re-opening the folders that were open."""
         was_open = self.open_folders()
         highlighted = self.cursor_node.data if self.cursor_node is not None else None
-        v = self.view
-        self._keep = self.exploration.matching(v.layer, v.text, v.only)
+        v, before = self.view, self._shown
+        narrower = before.text and v.text.lower().startswith(before.text.lower()) and v.text != before.text
+        within = self._keep if narrower and (before.layer, before.only) == (v.layer, v.only) else None
+        self._keep = self.exploration.matching(v.layer, v.text, v.only, within)
+        self._shown = v
         self.clear()
         self._loaded = set()
         self._rows, self._labels = {}, {}
