@@ -89,8 +89,9 @@ _FLOOR = 12  # a shrunk column keeps at least this many characters
 
 def _shrink(cells: list[list[str]], headers: list[str], width: int, shrink: dict[int, Cutter]) -> None:
     columns = max(len(row) for row in cells)
+    # tabulate pads a header by two more than its text
     widths = [
-        max([len(headers[i]) if i < len(headers) else 0, *(len(row[i]) for row in cells if i < len(row))])
+        max([len(headers[i]) + _GAP if i < len(headers) else 0, *(len(row[i]) for row in cells if i < len(row))])
         for i in range(columns)
     ]
     excess = sum(widths) + _GAP * (columns - 1) - width
@@ -98,7 +99,7 @@ def _shrink(cells: list[list[str]], headers: list[str], width: int, shrink: dict
     for index in sorted(shrink, key=lambda i: -widths[i] if i < columns else 0):
         if excess <= 0 or index >= columns:
             continue
-        floor = max(_FLOOR, len(headers[index]) if index < len(headers) else 0)
+        floor = max(_FLOOR, len(headers[index]) + _GAP if index < len(headers) else 0)
         target = max(widths[index] - excess, floor)
         if target >= widths[index]:
             continue
