@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import tarfile
 import xml.etree.ElementTree as ET
@@ -79,7 +78,7 @@ def test_max_compressed_size(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert check(tmp_path, capsys, f'max-compressed-size = "{compressed - 1}B"\n', AFTER)[0] == 1
     legacy = tmp_path / "legacy.tar"
     legacy.write_bytes(ms.docker_legacy(ms.layer_tars()))
-    code, report, _ = check(tmp_path, capsys, "max-compressed-size = \"1B\"\n", str(legacy))
+    code, report, _ = check(tmp_path, capsys, 'max-compressed-size = "1B"\n', str(legacy))
     assert (code, statuses(report)) == (0, {"max-compressed-size": "skip"})  # a docker save has no compressed size
 
 
@@ -154,7 +153,9 @@ def test_warn_instead_of_fail(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     toml = f'max-total-size = "{AFTER_TOTAL - 1}B"\nmax-layers = 1\nwarn = ["max-total-size"]\n'
     code, report, _ = check(tmp_path, capsys, toml, AFTER)
     assert code == 1 and statuses(report) == {"max-total-size": "warn", "max-layers": "fail"}
-    code, report, _ = check(tmp_path, capsys, f'max-total-size = "{AFTER_TOTAL - 1}B"\nwarn = ["max-total-size"]\n', AFTER)
+    code, report, _ = check(
+        tmp_path, capsys, f'max-total-size = "{AFTER_TOTAL - 1}B"\nwarn = ["max-total-size"]\n', AFTER
+    )
     assert code == 0 and report["passed"] is True
 
 
