@@ -27,13 +27,13 @@ def check_target(name: str, what: str = "-o") -> Path | None:
     if not name:
         raise OutputError(f"{what}: empty file name")
     target = Path(name)
-    real = Path(os.path.realpath(target))
-    if real.is_dir():
+    if target.is_dir():
         raise OutputError(f"{name}: is a directory; {what} takes a file name")
-    if real.exists():
-        if not os.access(real, os.W_OK):
+    if target.exists():  # through symlinks, /dev/stdout's too
+        if not os.access(target, os.W_OK):
             raise OutputError(f"{name}: not writable")
         return target
+    real = Path(os.path.realpath(target))  # a dangling symlink: the file it will create
     if not real.parent.is_dir():
         raise OutputError(f"{name}: directory {real.parent} does not exist")
     if not os.access(real.parent, os.W_OK | os.X_OK):
@@ -46,9 +46,8 @@ def write_text(text: str, target: Path | None, append: bool = False) -> None:
     if target is None:
         _write_stdout(text)
         return
-    real = Path(os.path.realpath(target))
     try:
-        existing = os.stat(real)
+        existing = os.stat(target)  # through symlinks
     except FileNotFoundError:
         existing = None
     except OSError as exc:
@@ -56,9 +55,10 @@ def write_text(text: str, target: Path | None, append: bool = False) -> None:
     data = text.encode("utf-8")
     try:
         if append or (existing is not None and not stat.S_ISREG(existing.st_mode)):
-            _write_through(real, data, append)
+            # Opened by the name given: /dev/stdout resolves to a pipe no path names.
+            _write_through(target, data, append)
         else:
-            _replace(real, data, existing)
+            _replace(Path(os.path.realpath(target)), data, existing)
     except OSError as exc:
         raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from exc
 
