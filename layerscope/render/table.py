@@ -87,7 +87,7 @@ def _packages(report: ImageReport, limit: int | None, width: int | None) -> list
         headers=["type", "name", "version", "size", "files", "database says"],
         colalign=("left", "left", "left", "right", "right", "right"),
         width=width,
-        shrink={1: cut_end, 2: cut_end},
+        shrink={1: cut_end, 2: cut_end, 5: cut_end},
     )
     return [*wrap(title, width), table]
 

@@ -52,9 +52,10 @@ def cut_words(text: str, width: int) -> str:
     if len(text) <= width:
         return text
     room = text[: max(width - 1, 0)]
-    blank = room.rstrip().rfind(" ")
-    if blank > width // 3:  # a blank too early would throw away most of the room
-        room = room[:blank]
+    if text[len(room)] != " ":  # the room ends inside a word: drop that word
+        blank = room.rfind(" ")
+        if blank > width // 3:  # a blank too early would throw away most of the room
+            room = room[:blank]
     return room.rstrip() + ELLIPSIS
 
 
@@ -73,18 +74,19 @@ def fit_table(
     from tabulate import tabulate  # imported here: the core uses the cutters, never the tables
 
     cells = [[escape(cell) for cell in row] for row in rows]
+    heads = list(headers)
     if width is not None and shrink and cells:
-        _shrink(cells, list(headers), width, shrink)
+        _shrink(cells, heads, width, shrink)
     return tabulate(
         cells,
-        headers=list(headers),
+        headers=heads,
         tablefmt="simple",
         colalign=tuple(colalign) if colalign else None,
         disable_numparse=True,
     )
 
 
-_FLOOR = 12  # a shrunk column keeps at least this many characters
+_FLOOR = 8  # a shrunk column keeps at least this many characters
 
 
 def _shrink(cells: list[list[str]], headers: list[str], width: int, shrink: dict[int, Cutter]) -> None:
@@ -99,13 +101,14 @@ def _shrink(cells: list[list[str]], headers: list[str], width: int, shrink: dict
     for index in sorted(shrink, key=lambda i: -widths[i] if i < columns else 0):
         if excess <= 0 or index >= columns:
             continue
-        floor = max(_FLOOR, len(headers[index]) + _GAP if index < len(headers) else 0)
-        target = max(widths[index] - excess, floor)
+        target = max(widths[index] - excess, _FLOOR)
         if target >= widths[index]:
             continue
         for row in cells:
             if index < len(row):
                 row[index] = shrink[index](row[index], target)
+        if index < len(headers) and len(headers[index]) + _GAP > target:
+            headers[index] = cut_end(headers[index], target - _GAP)
         excess -= widths[index] - target
         widths[index] = target
 
