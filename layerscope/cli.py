@@ -81,8 +81,8 @@ def _parser() -> argparse.ArgumentParser:
         help="GitHub annotations and a step summary (automatic when GITHUB_ACTIONS=true)",
     )
     check.add_argument("--image", help="repo:tag to pick in a multi-image docker archive")
-    for sub in (inspect, diff):
-        sub.add_argument("--packages", default="10", help="how many packages the table lists, or 'all'")
+    inspect.add_argument("--packages", default="10", help="how many packages the table lists, or 'all'")
+    diff.add_argument("--packages", default="15", help="how many changed packages each group lists, or 'all'")
     for sub in (inspect, diff, check):
         sub.add_argument("-o", "--output", default="-", help="write the report to FILE instead of stdout ('-')")
         sub.add_argument("--platform", help="os/arch[/variant] to pick in an OCI index (default: the host's)")
