@@ -231,6 +231,10 @@ class _Rules:
     config: GateConfig
     dive_ci: DiveCiRules | None
     source: str
+    found: bool = True  # False: no configuration anywhere, the default rules
+
+
+_NO_CONFIG = "layerscope: no layerscope.toml, [tool.layerscope] or .dive-ci found: checking the default rules"
 
 
 def _rules(args: argparse.Namespace) -> _Rules:
@@ -249,7 +253,7 @@ def _rules(args: argparse.Namespace) -> _Rules:
     if found and Path(".dive-ci").is_file():
         dive_ci_path = Path(".dive-ci")
     if config_path is None and dive_ci_path is None:
-        return _Rules(default_config(), None, DEFAULT_SOURCE)
+        return _Rules(default_config(), None, DEFAULT_SOURCE, found=False)
     config = load_config(config_path) if config_path else None
     dive_ci = load_dive_ci(dive_ci_path) if dive_ci_path else None
     from layerscope.gate.config import GateConfig
@@ -267,7 +271,7 @@ def _check(args: argparse.Namespace) -> Exit:
     chosen = _rules(args)
     outputs = _check_outputs(args)
     if not args.quiet:
-        _note(f"layerscope: rules from {chosen.source}")
+        _note(f"layerscope: rules from {chosen.source}" if chosen.found else _NO_CONFIG)
     rules = build_rules(chosen.config, chosen.dive_ci)
     current = _inspection(args, args.reference, args.image, "reading image")
     diff = None

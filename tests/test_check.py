@@ -211,7 +211,7 @@ def test_no_config_runs_the_default_rules(
     monkeypatch.chdir(tmp_path)
     assert main(["check", BEFORE, "--format", "json"]) == 1  # the before image ships gcc and apt lists
     out, err = capsys.readouterr()
-    assert err == "layerscope: rules from layerscope's default rules\n"
+    assert err == "layerscope: no layerscope.toml, [tool.layerscope] or .dive-ci found: checking the default rules\n"
     report = json.loads(out)
     assert report["config"] == "layerscope's default rules"
     assert statuses(report) == {

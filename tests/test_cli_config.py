@@ -107,7 +107,7 @@ def test_pyproject_whose_tool_is_not_a_table(tmp_path: Path, content: str, meant
     if meant_for_layerscope:  # found on the way up: a broken layerscope table is an error, never ignored
         assert one_error_line(result) == line
     else:  # not layerscope's: the search goes on, and ends with the defaults
-        assert "layerscope: rules from layerscope's default rules" in result.stderr
+        assert "found: checking the default rules" in result.stderr
         assert "Traceback" not in result.stderr and result.returncode == 2  # the image is missing
 
 
