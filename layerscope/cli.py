@@ -240,24 +240,22 @@ _NO_CONFIG = "layerscope: no layerscope.toml, [tool.layerscope] or .dive-ci foun
 def _rules(args: argparse.Namespace) -> _Rules:
     """The configuration given, else one found (layerscope.toml or [tool.layerscope] upwards, a
     .dive-ci in the working directory, as dive finds its own), else the default rules."""
-    from layerscope.gate.config import DEFAULT_SOURCE, default_config, find_config, load_config
+    from layerscope.gate.config import DEFAULT_SOURCE, GateConfig, default_config, find_config, load_config
     from layerscope.gate.dive_ci import load_dive_ci
 
     if args.config is not None and not args.config.is_file():
         raise UsageError(f"{args.config}: no such configuration file")
     if args.dive_ci is not None and not args.dive_ci.is_file():
         raise UsageError(f"{args.dive_ci}: no such .dive-ci file")
-    found = args.config is None and args.dive_ci is None
-    config_path = args.config or (find_config(Path.cwd()) if found else None)
+    search = args.config is None and args.dive_ci is None
+    config_path = args.config or (find_config(Path.cwd()) if search else None)
     dive_ci_path = args.dive_ci
-    if found and Path(".dive-ci").is_file():
+    if search and Path(".dive-ci").is_file():
         dive_ci_path = Path(".dive-ci")
     if config_path is None and dive_ci_path is None:
         return _Rules(default_config(), None, DEFAULT_SOURCE, found=False)
     config = load_config(config_path) if config_path else None
     dive_ci = load_dive_ci(dive_ci_path) if dive_ci_path else None
-    from layerscope.gate.config import GateConfig
-
     source = " + ".join(str(p) for p in (config_path, dive_ci_path) if p)
     return _Rules(config or GateConfig.model_validate({}), dive_ci, source)
 
