@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from layerscope.model import CheckReport
+from layerscope.model import CheckReport, RuleResult
 from layerscope.render.evidence import evidence_lines, measure
 from layerscope.render.terminal import escape, wrap
 
@@ -67,7 +67,8 @@ def junit(report: CheckReport) -> str:
         if x.status == "fail":
             failure = ET.SubElement(case, "failure", {"message": escape(x.message), "type": "size-budget"})
             measured, threshold = escape(measure(x.measured)), escape(measure(x.threshold))
-            failure.text = f"measured {measured}, threshold {threshold}\nfix: {escape(x.fix)}"
+            found = "".join(f"- {escape(item)}\n" for item in evidence_lines(x.evidence, limit=_EVIDENCE_SHOWN))
+            failure.text = f"measured {measured}, threshold {threshold}\n{found}fix: {escape(x.fix)}"
         elif x.status == "skip":
             ET.SubElement(case, "skipped", {"message": escape(x.message)})
         elif x.status == "warn":
@@ -93,11 +94,18 @@ def github_annotations(report: CheckReport) -> str:
     for x in report.results:
         if x.status in ("fail", "warn"):
             level = "error" if x.status == "fail" else "warning"
-            shown = "; ".join(evidence_lines(x.evidence, limit=_EVIDENCE_SHOWN))
-            text = x.message + (f": {shown}" if shown else "") + ". " + x.fix
+            text = _with_evidence(x) + ". " + x.fix
             title = _escape_property(f"layerscope {x.key}")
             lines.append(f"::{level} title={title}::{_escape_annotation(text)}")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _with_evidence(result: RuleResult) -> str:
+    """The message and, for a failure or warning, what was found (the first few items)."""
+    shown = (
+        "; ".join(evidence_lines(result.evidence, limit=_EVIDENCE_SHOWN)) if result.status in ("fail", "warn") else ""
+    )
+    return result.message + (f": {shown}" if shown else "")
 
 
 def github_summary(report: CheckReport) -> str:
@@ -105,7 +113,7 @@ def github_summary(report: CheckReport) -> str:
     head = "passed" if report.passed else "failed"
     rows = [
         f"| {icon[x.status]} {_LABEL[x.status]} | `{_md(x.key)}` | {_md(measure(x.measured))} | "
-        f"{_md(measure(x.threshold))} | {_md(x.message)} |"
+        f"{_md(measure(x.threshold))} | {_md(_with_evidence(x))} |"
         for x in report.results
     ]
     return (

@@ -7,6 +7,7 @@ a newline or a C1 control would otherwise rewrite the reader's terminal or forge
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
 from collections.abc import Callable, Sequence
@@ -118,6 +119,9 @@ def wrap(line: str, width: int | None, indent: str = "") -> list[str]:
     text = escape(line)
     if width is None or len(text) <= width:
         return [text]
-    return textwrap.wrap(
-        text, width=width, subsequent_indent=indent, break_long_words=True, break_on_hyphens=False
-    ) or [text]
+    glued = _NUMBER_AND_UNIT.sub("\\1\u00a0\\2", text)  # "4.0 kB" never splits across lines
+    lines = textwrap.wrap(glued, width=width, subsequent_indent=indent, break_long_words=True, break_on_hyphens=False)
+    return [part.replace("\u00a0", " ") for part in lines] or [text]
+
+
+_NUMBER_AND_UNIT = re.compile(r"(\d) (B|kB|MB|GB|TB|files?|layers?)\b")
