@@ -153,6 +153,8 @@ def test_dive_ci_in_the_working_directory(tmp_path: Path) -> None:
         "dive.highest-wasted-bytes": "skip",  # dive's default for an absent key is "disabled"
         "dive.highest-user-wasted-percent": "skip",
     }
+    skipped_results = [r for r in report["results"] if r["status"] == "skip"]
+    assert all(r["threshold"] is None and r["measured"] is None for r in skipped_results)
     cases = ET.parse(junit).getroot().iter("testcase")
     skipped = {c.get("name"): c.find("skipped") is not None for c in cases}
     assert skipped == {
