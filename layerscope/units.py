@@ -35,16 +35,38 @@ _UNITS = {
     "GiB": 2**30,
     "TiB": 2**40,
 }
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+_SIZE = re.compile(r"^\s*(\d{1,30}(?:\.\d{1,30})?)\s*([A-Za-z]*)\s*$")
+_PERCENT = re.compile(r"^\s*(\d{1,30}(?:\.\d{1,30})?)\s*%\s*$")
+# No image comes near 2^63 bytes; a bigger "size" is a typo or an attack on the arithmetic.
+MAX_SIZE = 2**63 - 1
+
+
+def shown(value: object, width: int = 40) -> str:
+    """A value quoted for an error message, cut short: a config may hold a 5,000-digit number."""
+    text = value if isinstance(value, str) else _plain(value)
+    return repr(text if len(text) <= width else text[: width - 1] + "…")
+
+
+def _plain(value: object) -> str:
+    try:
+        return str(value)
+    except ValueError:  # an int beyond Python's str conversion limit
+        return "a number of more than 4,300 digits"
 
 
 def parse_size(text: str) -> int:
-    """'200MB' -> 200,000,000 and '150MiB' -> 157,286,400: units exactly as written (MB is 10^6)."""
+    """'200MB' -> 200,000,000 and '150MiB' -> 157,286,400: units exactly as written (MB is 10^6).
+    A bare number other than 0 is refused: "30" could mean bytes, MB or percent."""
     match = _SIZE.match(text)
     if not match or match.group(2) not in (*_UNITS, ""):
-        raise ValueError(f"not a size: {text!r} (examples: 1500000, 200MB, 150MiB, 1.5GB)")
-    amount = Decimal(match.group(1)) * _UNITS[match.group(2) or "B"]
-    return int(amount.to_integral_value(rounding=ROUND_HALF_UP))
+        raise ValueError(f"not a size: {shown(text)} (examples: 200MB, 150MiB, 1.5GB, 1500000B)")
+    number, unit = match.groups()
+    if not unit and Decimal(number) != 0:
+        raise ValueError(f"{number} has no unit: write {number}MB, {number}MiB or {number}B")
+    amount = int((Decimal(number) * _UNITS[unit or "B"]).to_integral_value(rounding=ROUND_HALF_UP))
+    if amount > MAX_SIZE:
+        raise ValueError(f"{shown(text.strip())} is larger than any image can be")
+    return amount
 
 
 @dataclass(frozen=True)
@@ -57,12 +79,17 @@ class Threshold:
 
     @classmethod
     def parse(cls, text: str) -> Threshold:
+        """'30%' (0 to 100) or a size with its unit; a bare number, a sign, nan or inf is refused."""
         stripped = text.strip()
         if stripped.endswith("%"):
-            try:
-                return cls(text=stripped, percent=float(stripped[:-1]))
-            except ValueError:
-                raise ValueError(f"not a percentage: {text!r} (example: 30%)") from None
+            match = _PERCENT.match(stripped)
+            if not match or Decimal(match.group(1)) > 100:
+                raise ValueError(f"not a percentage between 0% and 100%: {shown(text)} (example: 30%)")
+            return cls(text=stripped, percent=float(match.group(1)))
+        if re.fullmatch(r"\d{1,30}(\.\d{1,30})?", stripped) and Decimal(stripped) != 0:
+            raise ValueError(f"{stripped} has no unit: write {stripped}% or {stripped}MB")
+        if not _SIZE.match(stripped):
+            raise ValueError(f"not a percentage or a size: {shown(text)} (examples: 30%, 200MB, 150MiB)")
         return cls(text=stripped, bytes=parse_size(stripped))
 
     def met_by(self, old: int, new: int) -> bool:
@@ -77,8 +104,10 @@ class Threshold:
 
 def short_command(text: str | None, width: int = 60, unknown: str = "(unknown)") -> str:
     """A layer's history command as people read it: shell prefix and `#(nop)` dropped, blanks
-    collapsed, cut to `width` characters."""
+    collapsed, cut at a word to `width` characters with an ellipsis."""
+    from layerscope.render.terminal import cut_words
+
     if not text or not text.strip():
         return unknown
     text = " ".join(text.split()).removeprefix("/bin/sh -c ").removeprefix("#(nop) ").strip()
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return cut_words(text, width)

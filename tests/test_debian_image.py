@@ -11,16 +11,18 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import remove_images, run_tag
 from conftest import skip_or_fail
 
 from layerscope.cli import main
 
-BASE = "layerscope-test/bookworm:minbase"
-IMAGE = "layerscope-test/bookworm-app:1"
+BASE = "layerscope-test/bookworm:minbase"  # minutes of debootstrap: shared by name between runs
+IMAGE = run_tag("layerscope-test/bookworm-app")  # built by this run, removed at its end
 MIRROR = "http://deb.debian.org/debian"
 WHEELS = ["six==1.16.0", "idna==3.7"]
 
@@ -96,9 +98,16 @@ def _base(engine: Any, tmp: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     tmp = tmp_path_factory.mktemp("debian")
     _base(engine, tmp)
+    try:
+        yield _build_app(engine, tmp)
+    finally:
+        remove_images(engine, [IMAGE])
+
+
+def _build_app(engine: Any, tmp: Path) -> Path:
     context = tmp / "ctx"
     (context / "wheels").mkdir(parents=True)
     subprocess.run(

@@ -44,6 +44,7 @@ def _blob_bytes(archive: str) -> int:
 @pytest.fixture
 def in_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("COLUMNS", "80")  # the table is fitted to the terminal: the golden one is 80 wide
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

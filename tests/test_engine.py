@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import remove_images, run_tag
 from conftest import skip_or_fail
 from dive_tool import run_dive
 
 from layerscope.cli import main
 
 BUSYBOX = Path("/bin/busybox")
-BASE = "layerscope-test/busybox:base"
-IMAGE = "layerscope-test/story:1"
+BASE = "layerscope-test/busybox:base"  # shared by name between runs, imported once
+IMAGE = run_tag("layerscope-test/story")  # built by this run, removed at its end
 APPLETS = ["sh", "head", "rm", "mkdir", "echo", "cat", "ls"]
 BIG, SMALL, KEEP = 100_000, 5_000, "hello from layerscope\n"
 
@@ -61,10 +62,28 @@ def _base_rootfs() -> bytes:
     return buffer.getvalue()
 
 
+def _base(engine: Any) -> None:
+    """Import the base once per engine: importing it again makes a new image and leaves the old
+    one, and everything built on it, untagged."""
+    from docker.errors import ImageNotFound
+
+    try:
+        engine.images.get(BASE)
+    except ImageNotFound:
+        repo, tag = BASE.split(":")
+        engine.api.import_image_from_data(_base_rootfs(), repository=repo, tag=tag)
+
+
 @pytest.fixture(scope="module")
-def built(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    repo, tag = BASE.split(":")
-    engine.api.import_image_from_data(_base_rootfs(), repository=repo, tag=tag)
+def built(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    _base(engine)
+    try:
+        yield _build_story(engine, tmp_path_factory)
+    finally:
+        remove_images(engine, [IMAGE])
+
+
+def _build_story(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     context = tmp_path_factory.mktemp("ctx")
     (context / "Dockerfile").write_text(DOCKERFILE)
     engine.images.build(path=str(context), tag=IMAGE, rm=True)
@@ -141,7 +160,7 @@ def test_dive_agrees_on_the_engine_image(
     assert [layer["size"] for layer in ours["layers"]] == [layer["sizeBytes"] for layer in theirs["layer"]]
 
 
-SLIM = "layerscope-test/story:slim"
+SLIM = run_tag("layerscope-test/story-slim")
 # Another file name than the story's /keep.txt (same size): were both images built within the same
 # second, identical layer tars would share a diff_id and the layer-sharing figures would be wrong.
 SLIM_DOCKERFILE = f"""
@@ -155,11 +174,14 @@ def test_diff_engine_image_against_archive(
 ) -> None:
     """Mixed sources: the old image from the engine, the new one from its `docker save` archive."""
     (tmp_path / "Dockerfile").write_text(SLIM_DOCKERFILE)
-    engine.images.build(path=str(tmp_path), tag=SLIM, rm=True)
-    archive = tmp_path / "slim.tar"
-    with open(archive, "wb") as out:
-        for chunk in engine.images.get(SLIM).save(named=True):
-            out.write(chunk)
+    try:
+        engine.images.build(path=str(tmp_path), tag=SLIM, rm=True)
+        archive = tmp_path / "slim.tar"
+        with open(archive, "wb") as out:
+            for chunk in engine.images.get(SLIM).save(named=True):
+                out.write(chunk)
+    finally:
+        remove_images(engine, [SLIM])
     code = main(["diff", IMAGE, str(archive), "--format", "json", "-q", "--expect-reduction", f"{BIG + SMALL}B"])
     out, err = capsys.readouterr()
     assert code == 0, err

@@ -128,7 +128,7 @@ def _final_filesystem(fs: FinalFS, top: int) -> tuple[int, int, list[LargeFile]]
         item = (node.size, path, node.layer)
         if len(heap) < top:
             heapq.heappush(heap, item)
-        elif item > heap[0]:
+        elif heap and item > heap[0]:  # heap is empty when top is 0
             heapq.heapreplace(heap, item)
     largest = [LargeFile(path=p, size=s, layer=layer) for s, p, layer in sorted(heap, key=lambda t: (-t[0], t[1]))]
     return squashed, files, largest

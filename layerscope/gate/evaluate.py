@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from layerscope.gate import rules as r
 from layerscope.gate.config import GateConfig
 from layerscope.gate.dive_ci import DiveCiRules
-from layerscope.model import CheckReport
+from layerscope.model import CheckReport, RuleResult
 
 _FIX_SIZE = "See `layerscope inspect` for the findings, categories and largest files behind the size"
 
@@ -50,12 +52,8 @@ def build_rules(config: GateConfig, dive_ci: DiveCiRules | None = None) -> list[
         rules.append(r.MaxGrowth(c.baseline.max_growth))
     dive = c.dive
     efficiency, wasted, user = dive.lowest_efficiency, dive.highest_wasted_bytes, dive.highest_user_wasted_percent
-    if dive_ci is not None:  # a .dive-ci file given on the command line takes precedence
-        efficiency, wasted, user = (
-            dive_ci.lowest_efficiency,
-            dive_ci.highest_wasted_bytes,
-            dive_ci.highest_user_wasted_percent,
-        )
+    if dive_ci is not None:  # a .dive-ci file takes precedence over the [dive] table
+        return [*rules, *_dive_ci_rules(dive_ci)]
     if efficiency is not None:
         rules.append(r.DiveLowestEfficiency(efficiency))
     if wasted is not None:
@@ -63,6 +61,29 @@ def build_rules(config: GateConfig, dive_ci: DiveCiRules | None = None) -> list[
     if user is not None:
         rules.append(r.DiveHighestUserWasted(user))
     return rules
+
+
+@dataclass(frozen=True)
+class Disabled:
+    """A rule a .dive-ci switches off with `disabled`: reported as skipped, as dive prints SKIP."""
+
+    key: str
+
+    def evaluate(self, subject: r.Subject) -> RuleResult:
+        return RuleResult(key=self.key, status=r.SKIP, measured=None, threshold=None, message="disabled in .dive-ci")
+
+
+def _dive_ci_rules(dive_ci: DiveCiRules) -> list[r.Rule]:
+    efficiency, wasted, user = (
+        dive_ci.lowest_efficiency,
+        dive_ci.highest_wasted_bytes,
+        dive_ci.highest_user_wasted_percent,
+    )
+    return [
+        r.DiveLowestEfficiency(efficiency) if efficiency is not None else Disabled("dive.lowest-efficiency"),
+        r.DiveHighestWastedBytes(wasted) if wasted is not None else Disabled("dive.highest-wasted-bytes"),
+        r.DiveHighestUserWasted(user) if user is not None else Disabled("dive.highest-user-wasted-percent"),
+    ]
 
 
 def evaluate(rules: list[r.Rule], subject: r.Subject, warn: list[str], config_source: str) -> CheckReport:

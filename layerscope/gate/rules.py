@@ -16,7 +16,7 @@ from typing import Protocol
 from layerscope.analysis.findings import BuildToolsPresent
 from layerscope.classify import TOOLCHAIN
 from layerscope.model import DiffReport, Evidence, ImageReport, Measure, RuleResult
-from layerscope.units import Threshold, percent, size
+from layerscope.units import Threshold, percent, short_command, size
 from layerscope.vocab import EvidenceKind, PackageType, Status, Unit
 
 PASS, FAIL, WARN, SKIP = Status.PASS, Status.FAIL, Status.WARN, Status.SKIP
@@ -133,7 +133,7 @@ class MaxLayerSize:
             return _skip(self.key, _bytes(self.limit), "the image has no layers")
         biggest = max(layers, key=lambda layer: layer.size)
         ok = biggest.size <= self.limit
-        command = (biggest.created_by or "command unknown")[:60]
+        command = short_command(biggest.created_by, 60, "command unknown")
         return _result(
             self.key,
             ok,

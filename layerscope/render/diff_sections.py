@@ -82,9 +82,10 @@ def _version(change: PackageChange) -> str:
     return change.new_version or change.old_version or ""
 
 
-def _package_rows(changes: list[PackageChange], how: str) -> list[tuple[str, ...]]:
+def _package_rows(changes: list[PackageChange], how: str, limit: int | None = _LIMIT) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
-    for c in changes[:_LIMIT]:
+    limit = len(changes) if limit is None else limit
+    for c in changes[:limit]:
         rows.append(
             (
                 how,
@@ -96,14 +97,14 @@ def _package_rows(changes: list[PackageChange], how: str) -> list[tuple[str, ...
                 signed(c.new_size - c.old_size),
             )
         )
-    if len(changes) > _LIMIT:
-        rest = changes[_LIMIT:]
+    if len(changes) > limit:
+        rest = changes[limit:]
         delta = sum(c.new_size - c.old_size for c in rest)
         rows.append((how, "", f"… {len(rest)} more", "", "", "", signed(delta)))
     return rows
 
 
-def packages(report: DiffReport) -> list[Section]:
+def packages(report: DiffReport, limit: int | None = _LIMIT) -> list[Section]:
     p = report.packages
     counts = []
     for kind in _TYPES:
@@ -117,14 +118,14 @@ def packages(report: DiffReport) -> list[Section]:
         Section(
             "Build-toolchain packages",
             headers,
-            _package_rows(tool, "removed") + _package_rows(left, "still there"),
+            _package_rows(tool, "removed", limit) + _package_rows(left, "still there", limit),
             ["none in either image"] if not (tool or left) else [],
         )
     ]
     others = [
-        *_package_rows([c for c in p.removed if not c.toolchain], "removed"),
-        *_package_rows([c for c in p.added if not c.toolchain], "added"),
-        *_package_rows([c for c in p.changed if not c.toolchain and not c.noise], "changed"),
+        *_package_rows([c for c in p.removed if not c.toolchain], "removed", limit),
+        *_package_rows([c for c in p.added if not c.toolchain], "added", limit),
+        *_package_rows([c for c in p.changed if not c.toolchain and not c.noise], "changed", limit),
     ]
     lines = ["; ".join(counts) or "no package changed"]
     noise = [c for c in p.changed if not c.toolchain and c.noise]
@@ -178,8 +179,9 @@ def python(report: DiffReport) -> list[str]:
     ]
 
 
-def all_sections(report: DiffReport) -> list[Section]:
-    return [sizes(report), categories(report), *packages(report), layers(report), findings(report)]
+def all_sections(report: DiffReport, limit: int | None = _LIMIT) -> list[Section]:
+    """Every section; `limit` is how many package changes each group lists (None: all)."""
+    return [sizes(report), categories(report), *packages(report, limit), layers(report), findings(report)]
 
 
 NOTE = UNITS_NOTE

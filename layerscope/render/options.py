@@ -8,3 +8,4 @@ class RenderOptions:
     """Choices that shape a human rendering; machine formats ignore them and carry everything."""
 
     packages: int | None = 10  # how many packages to list; None lists all
+    width: int | None = None  # fit tables and prose to this many columns; None leaves lines whole

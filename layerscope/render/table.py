@@ -1,12 +1,12 @@
-"""The default human report: tabulate tables, sizes humanized in one unit system (said once)."""
+"""The default human report: tabulate tables, sizes humanized in one unit system (said once), every
+cell escaped and every table fitted to the terminal's width (the full text is in --format json)."""
 
 from __future__ import annotations
-
-from tabulate import tabulate
 
 from layerscope.model import ImageReport
 from layerscope.render.evidence import evidence_lines
 from layerscope.render.options import RenderOptions
+from layerscope.render.terminal import cut_end, cut_middle, cut_words, escape, fit_table, wrap
 from layerscope.units import UNITS_NOTE, percent, short_command, size
 
 _COMMAND_WIDTH = 60
@@ -15,15 +15,7 @@ _EVIDENCE_SHOWN = 6
 _CLAIM_DRIFT = 0.2  # show the database's installed size when it differs from the measured one by more
 
 
-def _path(text: str) -> str:
-    # Keep both ends: the top folder says where, the file name says what.
-    if len(text) <= _PATH_WIDTH:
-        return text
-    half = (_PATH_WIDTH - 1) // 2
-    return text[:half] + "…" + text[-half:]
-
-
-def _summary(report: ImageReport) -> list[str]:
+def _summary(report: ImageReport, width: int | None) -> list[str]:
     python = report.python
     rows = [
         ("Total size (all layers)", size(report.total_size)),
@@ -42,7 +34,7 @@ def _summary(report: ImageReport) -> list[str]:
         ("dive wasted bytes", size(report.wasted_bytes)),
         ("dive user wasted", percent(report.user_wasted_fraction)),
     ]
-    return [tabulate(rows, tablefmt="simple", colalign=("left", "right"))]
+    return [fit_table(rows, colalign=("left", "right"), width=width, shrink={1: cut_end})]
 
 
 def _package_counts(report: ImageReport) -> str:
@@ -50,33 +42,37 @@ def _package_counts(report: ImageReport) -> str:
     return "/".join(str(c) for c in counts)
 
 
-def _findings(report: ImageReport) -> list[str]:
+def _findings(report: ImageReport, width: int | None) -> list[str]:
     if not report.findings:
         return ["Findings: none"]
     lines = ["Findings"]
     for finding in report.findings:
-        lines.append(f"  [{finding.severity.upper()}] {finding.id} ({size(finding.bytes)}): {finding.message}")
-        lines += [f"      - {item}" for item in evidence_lines(finding.evidence, report.layers, _EVIDENCE_SHOWN)]
-        lines.append(f"      fix: {finding.fix}")
+        lines += wrap(
+            f"  [{finding.severity.upper()}] {finding.id} ({size(finding.bytes)}): {finding.message}", width, "      "
+        )
+        for item in evidence_lines(finding.evidence, report.layers, _EVIDENCE_SHOWN):
+            lines += wrap(f"      - {item}", width, "        ")
+        lines += wrap(f"      fix: {finding.fix}", width, "           ")
     return lines
 
 
-def _categories(report: ImageReport) -> list[str]:
+def _categories(report: ImageReport, width: int | None) -> list[str]:
     total = report.squashed_size or 1
     rows = [
         (c.name, size(c.size), percent(c.size / total), f"{c.files:,}")
         for c in sorted(report.categories, key=lambda c: -c.size)
     ]
-    table = tabulate(
+    table = fit_table(
         rows,
         headers=["category", "size", "share", "files"],
-        tablefmt="simple",
         colalign=("left", "right", "right", "right"),
+        width=width,
+        shrink={0: cut_end},
     )
     return ["Where the bytes are (final filesystem)", table]
 
 
-def _packages(report: ImageReport, limit: int | None) -> list[str]:
+def _packages(report: ImageReport, limit: int | None, width: int | None) -> list[str]:
     if not report.packages:
         return ["Packages: none found"]
     shown = report.packages if limit is None else report.packages[:limit]
@@ -86,13 +82,14 @@ def _packages(report: ImageReport, limit: int | None) -> list[str]:
         if limit is None or len(report.packages) <= limit
         else (f"Top {limit} of {len(report.packages)} packages (--packages all lists every one)")
     )
-    table = tabulate(
+    table = fit_table(
         rows,
         headers=["type", "name", "version", "size", "files", "database says"],
-        tablefmt="simple",
         colalign=("left", "left", "left", "right", "right", "right"),
+        width=width,
+        shrink={1: cut_end, 2: cut_end, 5: cut_end},
     )
-    return [title, table]
+    return [*wrap(title, width), table]
 
 
 def _claimed(measured: int, claimed: int | None) -> str:
@@ -101,7 +98,7 @@ def _claimed(measured: int, claimed: int | None) -> str:
     return size(claimed)
 
 
-def _layers(report: ImageReport) -> list[str]:
+def _layers(report: ImageReport, width: int | None) -> list[str]:
     rows = [
         (
             layer.index,
@@ -109,39 +106,50 @@ def _layers(report: ImageReport) -> list[str]:
             size(layer.compressed_size),
             f"{layer.files:,}",
             size(layer.deleted_bytes) if layer.deleted_bytes else "",
-            short_command(layer.created_by, _COMMAND_WIDTH),
+            short_command(layer.created_by, _COMMAND_WIDTH if width is None else width),
         )
         for layer in report.layers
     ]
-    table = tabulate(
+    table = fit_table(
         rows,
         headers=["#", "size", "compressed", "files", "deletes", "created by"],
-        tablefmt="simple",
         colalign=("right", "right", "right", "right", "right", "left"),
+        width=width,
+        shrink={5: cut_words},
     )
     return ["Layers", table]
 
 
-def _largest(report: ImageReport) -> list[str]:
+def _largest(report: ImageReport, width: int | None) -> list[str]:
     if not report.largest_files:
         return []
-    rows = [(size(f.size), f.layer, _path(f.path)) for f in report.largest_files]
-    table = tabulate(rows, headers=["size", "layer", "path"], tablefmt="simple", colalign=("right", "right", "left"))
+    rows = [
+        (size(f.size), f.layer, f.path if width is not None else cut_middle(escape(f.path), _PATH_WIDTH))
+        for f in report.largest_files
+    ]
+    table = fit_table(
+        rows,
+        headers=["size", "layer", "path"],
+        colalign=("right", "right", "left"),
+        width=width,
+        shrink={2: cut_middle},
+    )
     return ["Largest files", table]
 
 
 def render(report: ImageReport, options: RenderOptions | None = None) -> str:
     options = options or RenderOptions()
+    width = options.width
     platform = "/".join(p for p in (report.os, report.architecture) if p) or "unknown platform"
     sections = [
-        [f"Image: {report.reference} ({platform}, {len(report.layers)} layers)"],
-        _summary(report),
-        _findings(report),
-        _categories(report),
-        _packages(report, options.packages),
-        _layers(report),
-        _largest(report),
-        [f"warning: {w}" for w in report.warnings],
-        [UNITS_NOTE],
+        wrap(f"Image: {report.reference} ({platform}, {len(report.layers)} layers)", width, "  "),
+        _summary(report, width),
+        _findings(report, width),
+        _categories(report, width),
+        _packages(report, options.packages, width),
+        _layers(report, width),
+        _largest(report, width),
+        [line for w in report.warnings for line in wrap(f"warning: {w}", width, "  ")],
+        wrap(UNITS_NOTE, width),
     ]
     return "\n\n".join("\n".join(section) for section in sections if section) + "\n"
