@@ -94,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--platform", help="os/arch[/variant] to pick in an OCI index (default: the host's)")
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
         sub.add_argument("--debug", action="store_true", help="show a traceback on errors")
+        sub.add_argument(
+            "--no-runtime-check",
+            action="store_true",
+            help="skip reading ELF headers: no missing-library, Python ABI or wheel platform check",
+        )
     return parser
 
 
@@ -149,7 +154,9 @@ def _inspection(args: argparse.Namespace, reference: str, image: str | None, lab
     with open_image(reference, SourceOptions(image=image, platform=args.platform)) as opened:
         if progress:
             opened.on_bytes = _stream_progress(label)
-        return inspect_image(opened, progress=progress, top=getattr(args, "top", 20))
+        return inspect_image(
+            opened, progress=progress, top=getattr(args, "top", 20), runtime=not args.no_runtime_check
+        )
 
 
 def _stream_progress(label: str):  # type: ignore[no-untyped-def]

@@ -101,11 +101,13 @@ class Refusal(NamedTuple):
 
 class Captures(dict[str, bytes]):
     """Content of the captured files by path, plus `refused`: the wanted files that were not kept,
-    path -> (size, limit, which limit). A dict, so it pickles from the workers as before."""
+    path -> (size, limit, which limit), and `probes`: what a probe made of the files it looked into
+    (archive/probe.py). A dict, so it pickles from the workers as before."""
 
     def __init__(self) -> None:
         super().__init__()
         self.refused: dict[str, Refusal] = {}
+        self.probes: dict[str, object] = {}
 
     def keep(self, path: str, data: bytes) -> None:
         self[path] = data

@@ -15,7 +15,18 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from layerscope.archive.blobs import Compression
-from layerscope.vocab import Category, Change, EvidenceKind, PackageType, Severity, SizeMetric, Status, Unit
+from layerscope.vocab import (
+    Category,
+    Change,
+    EvidenceKind,
+    Libc,
+    Mismatch,
+    PackageType,
+    Severity,
+    SizeMetric,
+    Status,
+    Unit,
+)
 
 SCHEMA_VERSION = 2
 
@@ -111,6 +122,48 @@ class PythonReport(_Frozen):
     )
 
 
+class MissingLibrary(_Frozen):
+    library: str = Field(description="The DT_NEEDED name (or PT_INTERP path) that resolves nowhere in the image")
+    needed_by: list[str] = Field(description="Every object that needs it, sorted")
+    package: str | None = Field(
+        default=None, description="A package whose database lists a file of that name (deleted), if any"
+    )
+    package_type: PackageType | None = None
+
+
+class ProvidedLibrary(_Frozen):
+    library: str = Field(description="A needed name that resolved")
+    path: str = Field(description="The file it resolved to (the first resolution found)")
+    package: str | None = Field(default=None, description="The package owning that file, if any")
+    package_type: PackageType | None = None
+
+
+class RuntimeMismatch(_Frozen):
+    path: str = Field(description="Extension module, or dist-info folder of a wheel")
+    what: Mismatch
+    found: str = Field(description="What it is built for (CPython 3.11, manylinux_2_28_x86_64 …)")
+    expected: str = Field(description="What the image has")
+
+
+class UnreadableFile(_Frozen):
+    path: str
+    reason: str = Field(description="Why its dynamic section was not read (malformed, beyond the read budget)")
+
+
+class RuntimeReport(_Frozen):
+    checked_files: int = Field(description="ELF files whose header and dynamic section were read")
+    interpreter: str | None = Field(description="X.Y of the interpreter python3 runs; null when none")
+    glibc: str | None = Field(description="glibc X.Y: the libc6/glibc package's version, else libc.so.6's own")
+    libc: Libc | None = Field(description="The image's C library; null when it has neither")
+    missing: list[MissingLibrary] = Field(default_factory=list, description="Needs that resolve nowhere")
+    libraries: list[ProvidedLibrary] = Field(default_factory=list, description="Every need that resolved")
+    extension_mismatches: list[RuntimeMismatch] = Field(default_factory=list)
+    wheel_mismatches: list[RuntimeMismatch] = Field(default_factory=list)
+    unreadable: list[UnreadableFile] = Field(
+        default_factory=list, description="ELF files not read: trusted, their needs unchecked"
+    )
+
+
 class ImageReport(_Frozen):
     schema_version: int = SCHEMA_VERSION
     reference: str = Field(description="The reference as the user gave it")
@@ -132,6 +185,7 @@ class ImageReport(_Frozen):
     categories: list[CategoryReport] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     python: PythonReport = PythonReport(version=None, bytecode_coverage=None)
+    runtime: RuntimeReport | None = Field(default=None, description="The runtime check; null when skipped")
     warnings: list[str] = Field(default_factory=list, description="Problems that did not stop the analysis")
 
 
@@ -237,6 +291,20 @@ class Expectation(_Frozen):
     met: bool
 
 
+class LostLibrary(_Frozen):
+    library: str
+    needed_by: list[str]
+    old_path: str | None = Field(description="Where it resolved in OLD; null when it did not resolve there either")
+    old_package: str | None = Field(description="The package that provided it in OLD, if any")
+    old_package_type: PackageType | None = None
+
+
+class RuntimeDiff(_Frozen):
+    missing: list[LostLibrary] = Field(
+        description="Needs unresolved in NEW: first those that resolved in OLD, then those already missing"
+    )
+
+
 class DiffReport(_Frozen):
     schema_version: int = SCHEMA_VERSION
     old: ImageSide
@@ -251,6 +319,7 @@ class DiffReport(_Frozen):
     findings: FindingDiff
     toolchain: ToolchainVerdict
     python: PythonChange
+    runtime: RuntimeDiff | None = Field(default=None, description="Null when either side skipped the check")
     expectation: Expectation | None = None
 
 

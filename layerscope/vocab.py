@@ -65,3 +65,18 @@ class SizeMetric(StrEnum):
     TOTAL_SIZE = "total_size"
     SQUASHED_SIZE = "squashed_size"
     COMPRESSED_SIZE = "compressed_size"
+
+
+class Libc(StrEnum):
+    GLIBC = "glibc"
+    MUSL = "musl"
+
+
+class Mismatch(StrEnum):
+    """Why an extension module or a wheel does not fit the image (the runtime check)."""
+
+    INTERPRETER = "interpreter"  # built for another CPython version
+    ARCHITECTURE = "architecture"
+    LIBC = "libc"  # musl on glibc or the reverse
+    GLIBC = "glibc"  # needs a newer glibc than the image's
+    PLATFORM = "platform"  # not a Linux platform tag at all

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from layerscope.analysis.attribution import Attribution
 from layerscope.analysis.pythonenv import PythonFacts
+from layerscope.analysis.runtime import RuntimeFacts
 from layerscope.catalogers import Package
 from layerscope.classify import TOOLCHAIN, FileFacts
 from layerscope.model import Evidence, Finding
@@ -32,6 +33,7 @@ class Context:
     attribution: Attribution
     python: PythonFacts
     removed: list[RemovedFile]
+    runtime: RuntimeFacts | None = None  # None when the runtime check was skipped
 
 
 class FindingRule(Protocol):
@@ -283,6 +285,90 @@ def _site_top_folder(f: FileFacts) -> str:
     return posixpath.dirname(f.path)
 
 
+# --- the runtime check's findings: what breaks the image when it runs ---------------------------------
+
+
+def _labelled_files(ctx: Context, labels: dict[str, str]) -> list[Evidence]:
+    """One file item per path of the final filesystem, named by its label."""
+    files = [ctx.attribution.files[path] for path in labels if path in ctx.attribution.files]
+    return file_items(files, lambda f: labels[f.path])
+
+
+class MissingSharedLibrary:
+    id = "missing-shared-library"
+
+    def evaluate(self, ctx: Context) -> Finding | None:
+        rt = ctx.runtime
+        if rt is None or not rt.unresolved:
+            return None
+        missing: dict[str, list[str]] = defaultdict(list)
+        for need in rt.unresolved:
+            provider = rt.providers.get(need.library)
+            missing[need.needed_by].append(need.library + (f" ({provider})" if provider else ""))
+        return finding(
+            self.id,
+            Severity.HIGH,
+            "Shared libraries that binaries or extension modules need are not in the image: they fail when "
+            "first run or imported (each item: the file, named by what it misses and the package that "
+            "usually provides it)",
+            _labelled_files(ctx, {path: ", ".join(names) for path, names in missing.items()}),
+            "Install the runtime packages that provide them in the final stage (the -dev package's runtime "
+            "counterpart, e.g. libgeos-c1v5 for libgeos-dev), or COPY the libraries from the builder; do not "
+            "delete a wheel's bundled *.libs folder",
+        )
+
+
+class PythonAbiMismatch:
+    id = "python-abi-mismatch"
+
+    def evaluate(self, ctx: Context) -> Finding | None:
+        rt = ctx.runtime
+        if rt is None or not rt.extension_mismatches:
+            return None
+        labels = {m.path: f"{m.what}: built for {m.found}, image has {m.expected}" for m in rt.extension_mismatches}
+        return finding(
+            self.id,
+            Severity.HIGH,
+            "Extension modules are built for another Python version, architecture or C library than the "
+            "image's: importing them fails",
+            _labelled_files(ctx, labels),
+            "Build and install the packages with the runtime's own Python in a builder on the same base image "
+            "(same Python version, architecture and libc), then COPY the result",
+        )
+
+
+class WheelPlatformMismatch:
+    id = "wheel-platform-mismatch"
+
+    def evaluate(self, ctx: Context) -> Finding | None:
+        rt = ctx.runtime
+        if rt is None or not rt.wheel_mismatches:
+            return None
+        by_location = {o.package.location: o for o in ctx.attribution.packages if o.package.type == "python"}
+        evidence = []
+        for m in rt.wheel_mismatches:
+            owned = by_location.get(m.path)
+            evidence.append(
+                Evidence(
+                    kind=EvidenceKind.FOLDER,
+                    path=m.path,
+                    name=f"{m.what}: built for {m.found}, image has {m.expected}",
+                    bytes=owned.size if owned else 0,
+                    files=len(owned.paths) if owned else 0,
+                )
+            )
+        return Finding(
+            id=self.id,
+            severity=Severity.HIGH,
+            message="Installed wheels are built for a platform the image is not (a newer glibc, another C "
+            "library or architecture): their native code fails to load",
+            bytes=sum(item.bytes or 0 for item in evidence),
+            evidence=sorted(evidence, key=_order),
+            fix="Install wheels for the runtime's platform (pip download --platform matching the base image's "
+            "glibc, or build in a builder on the same base image), or use a base image with a newer glibc",
+        )
+
+
 FINDING_RULES: tuple[FindingRule, ...] = (
     BuildToolsPresent(),
     PythonBuildFiles(),
@@ -291,6 +377,9 @@ FINDING_RULES: tuple[FindingRule, ...] = (
     StaleBytecode(),
     DeletedInLaterLayer(),
     LargeUnownedFiles(),
+    MissingSharedLibrary(),
+    PythonAbiMismatch(),
+    WheelPlatformMismatch(),
 )
 
 

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from layerscope.analysis.dive import DiveAccumulator
 from layerscope.analysis.pythonenv import wants_pth
+from layerscope.analysis.runtime_probe import runtime_probe
 from layerscope.archive.layers import limit_image_captures
+from layerscope.archive.probe import Probing
 from layerscope.catalogers import wanted
-from layerscope.image import LayerScan, OpenedImage
+from layerscope.image import Capture, LayerScan, OpenedImage
 from layerscope.tree import UnionTree
 
 if TYPE_CHECKING:
@@ -47,15 +49,21 @@ class Inspection:
 
 
 def inspect_image(
-    image: OpenedImage, progress: Progress | None = None, top: int = 20, recorder: ExploreRecorder | None = None
+    image: OpenedImage,
+    progress: Progress | None = None,
+    top: int = 20,
+    recorder: ExploreRecorder | None = None,
+    runtime: bool = True,
 ) -> Inspection:
-    """`recorder`, when given, is told every layer's changes and the attribution (layerscope tui)."""
+    """`recorder`, when given, is told every layer's changes and the attribution (layerscope tui);
+    `runtime`: also read ELF headers, loader configuration and WHEEL files for the runtime check."""
+    capture: Capture = Probing(_capture, runtime_probe) if runtime else _capture
     tree = UnionTree()
     dive = DiveAccumulator()
     scans: list[LayerScan] = []
     captured = 0
     counted: set[int] = set()
-    with closing(image.scan(_capture)) as layers:
+    with closing(image.scan(capture)) as layers:
         for index, scan in enumerate(layers):
             if id(scan.contents) not in counted:  # a blob used by several layers is held, and counted, once
                 counted.add(id(scan.contents))
@@ -75,5 +83,5 @@ def inspect_image(
 
     commands = layer_commands(image.config, len(scans))
     on_attribution = recorder.attribution if recorder is not None else None
-    result = report.image_report(image, scans, tree, commands, figures, top, on_attribution)
+    result = report.image_report(image, scans, tree, commands, figures, top, on_attribution, runtime)
     return Inspection(result, list(tree.paths))

@@ -9,6 +9,7 @@ from layerscope.analysis.attribution import Attribution, FinalFS, attribute
 from layerscope.analysis.dive import DiveFigures
 from layerscope.analysis.findings import Context, evaluate_findings
 from layerscope.analysis.pythonenv import RuntimeSettings, import_roots, python_facts
+from layerscope.analysis.runtime import check_runtime, runtime_report
 from layerscope.archive.blobs import Compression
 from layerscope.archive.layers import LayerScan
 from layerscope.archive.tarstream import Kind
@@ -26,6 +27,7 @@ def image_report(
     dive: DiveFigures,
     top: int,
     on_attribution: Callable[[Attribution], None] | None = None,
+    runtime: bool = True,
 ) -> ImageReport:
     fs = FinalFS(tree, [scan.contents for scan in scans])
     attribution = attribute(fs)
@@ -39,7 +41,11 @@ def image_report(
         candidates,
         lambda version: import_roots(version, tree, candidates, settings, fs.read, fs.captured()),
     )
-    findings = evaluate_findings(Context(attribution, python, tree.removed))
+    facts = None
+    if runtime:
+        probes = [scan.contents.probes for scan in scans]
+        facts = check_runtime(fs, probes, image.config, attribution, python.version)
+    findings = evaluate_findings(Context(attribution, python, tree.removed, facts))
     layers = [
         _layer_report(i, image.layers[i].diff_id, scan, change, commands[i])
         for i, (scan, change) in enumerate(zip(scans, tree.changes, strict=True))
@@ -76,6 +82,7 @@ def image_report(
             missing_bytecode_files=len(python.missing),
             import_roots=python.roots,
         ),
+        runtime=runtime_report(facts) if facts is not None else None,
         warnings=attribution.warnings,
     )
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from layerscope.archive.blobs import Compression, decompressed, sniff
+from layerscope.archive.probe import Probing, look_into
 from layerscope.archive.tarstream import BLOCK, Entry, Kind, TarReader
 from layerscope.errors import ArchiveError
 from layerscope.image import Capture, Captures, LayerBlob, LayerScan, Refusal, never_capture
@@ -113,9 +114,11 @@ def _drain(raw: BinaryIO) -> None:
 
 def read_entries(stream: BinaryIO, what: str, seekable: bool, capture: Capture) -> tuple[list[Entry], Captures, int]:
     """The entries of one layer tar, the content of the files `capture` asks for (within their limits
-    and MAX_LAYER_CAPTURE in all), and where the tar ended in the stream."""
+    and MAX_LAYER_CAPTURE in all), and where the tar ended in the stream. A `Probing` capture also
+    looks into the members its probe picks; what it makes of them goes into `contents.probes`."""
     contents = Captures()
     kept = 0
+    probe = capture.probe if isinstance(capture, Probing) else None
     entries: list[Entry] = []
     reader = TarReader(stream, what, seekable=seekable, plain=True)
     append = entries.append
@@ -126,6 +129,12 @@ def read_entries(stream: BinaryIO, what: str, seekable: bool, capture: Capture) 
             continue
         limit = capture(path)
         if not limit:
+            if probe is not None and (look := probe(path, size)) is not None:
+                result = look_into(look, stream, reader, size, seekable)
+                if result is not None:
+                    contents.probes[path] = result
+                else:
+                    contents.probes.pop(path, None)  # a later copy in the same layer replaces an earlier one
             continue
         kept -= len(contents.get(path, b""))
         if size > limit:

@@ -81,6 +81,12 @@ class DiveRules(_Strict):
     highest_user_wasted_percent: float | None = Field(None, alias="highest-user-wasted-percent", ge=0, le=1)
 
 
+class RuntimeRules(_Strict):
+    """The runtime check: shared libraries that ELF objects of the image need and cannot find."""
+
+    missing_libraries: int | None = Field(None, alias="missing-libraries", ge=0)
+
+
 class GateConfig(_Strict):
     max_total_size: Size | None = Field(None, alias="max-total-size")
     max_compressed_size: Size | None = Field(None, alias="max-compressed-size")
@@ -96,6 +102,7 @@ class GateConfig(_Strict):
     max_category: dict[str, Size] = Field(default_factory=dict, alias="max-category")
     baseline: BaselineRules = Field(default_factory=lambda: BaselineRules.model_validate({}))
     dive: DiveRules = Field(default_factory=lambda: DiveRules.model_validate({}))
+    runtime: RuntimeRules = Field(default_factory=lambda: RuntimeRules.model_validate({}))
     warn: list[str] = Field(default_factory=list, description="Rule keys that warn instead of failing")
 
     @field_validator("max_category")
@@ -155,11 +162,11 @@ def rule_keys(config: GateConfig) -> list[str]:
         alias
         for name, field in GateConfig.model_fields.items()
         if (alias := field.alias)
-        and name not in ("max_category", "baseline", "dive", "warn")
+        and name not in ("max_category", "baseline", "dive", "runtime", "warn")
         and getattr(config, name) not in (None, [], False)
     ]
     keys += [f"max-category.{name}" for name in config.max_category]
-    for section in ("baseline", "dive"):
+    for section in ("baseline", "dive", "runtime"):
         part = getattr(config, section)
         keys += [
             f"{section}.{f.alias}" for name, f in type(part).model_fields.items() if getattr(part, name) is not None

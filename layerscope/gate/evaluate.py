@@ -50,6 +50,8 @@ def build_rules(config: GateConfig, dive_ci: DiveCiRules | None = None) -> list[
         rules.append(r.MinReduction(c.baseline.min_reduction))
     if c.baseline.max_growth is not None:
         rules.append(r.MaxGrowth(c.baseline.max_growth))
+    if c.runtime.missing_libraries is not None:
+        rules.append(r.MaxMissingLibraries(c.runtime.missing_libraries))
     dive = c.dive
     efficiency, wasted, user = dive.lowest_efficiency, dive.highest_wasted_bytes, dive.highest_user_wasted_percent
     if dive_ci is not None:  # a .dive-ci file takes precedence over the [dive] table

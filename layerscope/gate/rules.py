@@ -357,5 +357,29 @@ class DiveHighestUserWasted:
         )
 
 
+@dataclass(frozen=True)
+class MaxMissingLibraries:
+    limit: int
+    key: str = "runtime.missing-libraries"
+
+    def evaluate(self, subject: Subject) -> RuleResult:
+        runtime = subject.report.runtime
+        if runtime is None:
+            return _skip(self.key, _count(self.limit), "the runtime check was skipped (--no-runtime-check)")
+        missing = runtime.missing
+        ok = len(missing) <= self.limit
+        names = ", ".join(m.library for m in missing)
+        return _result(
+            self.key,
+            ok,
+            _count(len(missing)),
+            _count(self.limit),
+            f"{len(missing)} missing shared libraries {'<=' if ok else '>'} {self.limit}"
+            + (f": {names}" if missing else ""),
+            "Install the runtime packages that provide them in the final stage, or COPY them from the builder",
+            next((list(f.evidence) for f in subject.report.findings if f.id == "missing-shared-library"), []),
+        )
+
+
 def as_warning(result: RuleResult) -> RuleResult:
     return result.model_copy(update={"status": WARN}) if result.status == FAIL else result

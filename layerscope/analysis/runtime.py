@@ -1,0 +1,523 @@
+"""Will the image still run? Resolve what every ELF object of the final filesystem needs the way the
+dynamic loader would inside the container (ld.so(8)), and check Python extension modules and wheels
+against the image's interpreter, architecture and C library.
+
+Search order (glibc's ld.so): the DT_RPATH of the object, then of the objects that loaded it up to
+the executable (only when the object has no DT_RUNPATH); LD_LIBRARY_PATH from the image config; the
+object's DT_RUNPATH; the directories of /etc/ld.so.conf (and its `include`s), standing in for
+ld.so.cache (matched by file name and by DT_SONAME, as ldconfig would register it); the default
+directories, multiarch ones included. A candidate of another ELF class or machine is skipped, as the
+loader does. A name already loaded in the same process (by the executable or an earlier library) needs
+no search. musl searches LD_LIBRARY_PATH, RPATH/RUNPATH, then /etc/ld-musl-ARCH.path or its defaults.
+
+Roots: dynamic executables; Python extension modules (loaded by the image's interpreter, whose own
+libraries are already loaded); every other library no root reaches, as if loaded on its own.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import re
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from layerscope.analysis.attribution import Attribution, FinalFS
+from layerscope.analysis.runtime_probe import Text, Unreadable, is_loader_config, may_be_elf
+from layerscope.archive.tarstream import Kind, normalize
+from layerscope.catalogers import CATALOGERS
+from layerscope.elf import ET_DYN, ElfInfo
+from layerscope.model import MissingLibrary, ProvidedLibrary, RuntimeMismatch, RuntimeReport
+
+MAX_OBJECTS = 4096  # objects one root may load: a bound on input-controlled graphs
+MAX_NEEDERS = 20  # paths listed per unresolved library
+MAX_INCLUDES = 64
+
+# config architecture -> (ELF e_machine, multiarch triplet, wheel platform arch)
+ARCHITECTURES: dict[str, tuple[int, str, str]] = {
+    "amd64": (62, "x86_64-linux-gnu", "x86_64"),
+    "arm64": (183, "aarch64-linux-gnu", "aarch64"),
+    "386": (3, "i386-linux-gnu", "i686"),
+    "arm": (40, "arm-linux-gnueabihf", "armv7l"),
+    "ppc64le": (21, "powerpc64le-linux-gnu", "ppc64le"),
+    "s390x": (22, "s390x-linux-gnu", "s390x"),
+    "riscv64": (243, "riscv64-linux-gnu", "riscv64"),
+}
+_EXT_TAG_ARCH = {"x86_64": 62, "aarch64": 183, "i386": 3, "arm": 40, "powerpc64le": 21, "s390x": 22, "riscv64": 243}
+_MUSL_ARCH = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "armhf", 21: "powerpc64le", 22: "s390x", 243: "riscv64"}
+_MANYLINUX_LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+_PYTHON_DIR = re.compile(r"/python(\d)\.(\d+)/(?:site-packages|dist-packages|lib-dynload)/")
+_EXT_TAG = re.compile(r"\.cpython-(\d)(\d+)[a-z]*-([a-z0-9_]+)-linux-([a-z0-9_]+)\.so$")
+_PLATFORM = re.compile(r"(manylinux_(\d+)_(\d+)|manylinux1|manylinux2010|manylinux2014|musllinux_\d+_\d+|linux)_(.+)")
+_INTERPRETERS = ("/var/lang/bin/python3", "/usr/local/bin/python3", "/usr/bin/python3", "/bin/python3")
+_DEFAULT_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64")
+_MUSL_DIRS = ("/lib", "/usr/local/lib", "/usr/lib")
+
+
+@dataclass(frozen=True)
+class Need:
+    library: str
+    needed_by: str  # canonical path of the object whose DT_NEEDED (or PT_INTERP) names it
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    path: str
+    what: str  # interpreter | architecture | libc | glibc | platform
+    found: str
+    expected: str
+
+
+@dataclass
+class RuntimeFacts:
+    checked_files: int = 0
+    interpreter: str | None = None  # X.Y of the image's python3
+    interpreter_path: str | None = None
+    glibc: str | None = None
+    libc: str | None = None  # glibc | musl | None
+    unresolved: list[Need] = field(default_factory=list)
+    providers: dict[str, str] = field(default_factory=dict)  # unresolved library -> package that lists it
+    libraries: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # name -> (path, package)
+    extension_mismatches: list[Mismatch] = field(default_factory=list)
+    wheel_mismatches: list[Mismatch] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)  # size of each needer with a problem
+
+
+def config_env(config: Mapping[str, Any]) -> dict[str, str]:
+    inner = config.get("config")
+    env = inner.get("Env") if isinstance(inner, dict) else None
+    pairs = (item.partition("=") for item in env if isinstance(item, str)) if isinstance(env, list) else ()
+    return {key: value for key, _, value in pairs}
+
+
+class _Image:
+    """The final filesystem as the loader sees it: ELF facts per canonical path, lookups through
+    symlinks, and the loader's configured directories."""
+
+    def __init__(self, fs: FinalFS, probes: list[dict[str, object]], config: Mapping[str, Any]) -> None:
+        self.fs = fs
+        self._probes = probes
+        self.elf: dict[str, ElfInfo] = {}
+        self.unreadable: dict[str, str] = {}
+        self.texts: dict[str, bytes] = {}
+        for path, node in fs.index.items():
+            if node.kind != Kind.FILE:
+                continue
+            found = probes[node.layer].get(path) if 0 <= node.layer < len(probes) else None
+            if isinstance(found, ElfInfo):
+                self.elf[path] = found
+            elif isinstance(found, Unreadable):
+                self.unreadable[path] = found.reason
+            elif isinstance(found, Text):
+                self.texts[path] = found.data
+        self.env = config_env(config)
+        arch = ARCHITECTURES.get(str(config.get("architecture")))
+        self.machine = arch[0] if arch else None
+        self.triplet = arch[1] if arch else None
+        self.wheel_arch = arch[2] if arch else None
+        self.musl = any(p.startswith(("/lib/ld-musl-", "/usr/lib/ld-musl-")) for p in self._lib_names())
+        self._found: dict[tuple[str, str, int, int], str | None] = {}
+        self.conf_dirs = self._conf_dirs()
+        self.default_dirs = self._default_dirs()
+        self._by_soname = self._soname_index([*self.conf_dirs, *self.default_dirs])
+
+    def _lib_names(self) -> Iterable[str]:
+        for folder in ("/lib", "/usr/lib"):
+            node = self.fs.tree.get(folder)
+            for name in (node.children or {}) if node is not None else ():
+                yield f"{folder}/{name}"
+
+    # -- lookups ------------------------------------------------------------------------------------
+
+    def file(self, path: str) -> str | None:
+        """The canonical path of the regular file `path` reaches, through symlinks and hard links."""
+        for _ in range(8):
+            found = self.fs.lookup(path, follow_last=True)
+            if found is None:
+                return None
+            canonical, node = found
+            if node.kind == Kind.FILE:
+                return canonical
+            if node.kind != Kind.HARDLINK:
+                return None
+            path = normalize(node.link)
+        return None
+
+    def dir(self, path: str) -> str | None:
+        found = self.fs.lookup(path, follow_last=True)
+        return found[0] if found is not None and found[1].kind == Kind.DIR else None
+
+    def usable(self, path: str, elf_class: int, machine: int) -> bool:
+        """Whether the loader would accept this file for an object of that class and machine."""
+        info = self.elf.get(path)
+        if info is not None:
+            return info.elf_class == elf_class and info.machine == machine
+        if path in self.unreadable:
+            return True  # could not look: give it the benefit of the doubt
+        return not may_be_elf(path)  # named like a library yet not ELF (a linker script): skipped
+
+    def find_in(self, folder: str, name: str, elf_class: int, machine: int) -> str | None:
+        key = (folder, name, elf_class, machine)
+        if key not in self._found:
+            path = self.file(f"{folder.rstrip('/')}/{name}")
+            self._found[key] = path if path is not None and self.usable(path, elf_class, machine) else None
+        return self._found[key]
+
+    def by_soname(self, name: str, elf_class: int, machine: int) -> str | None:
+        """What ld.so.cache would give: a library in the cache directories whose DT_SONAME is `name`."""
+        return next((p for p in self._by_soname.get(name, ()) if self.usable(p, elf_class, machine)), None)
+
+    # -- loader configuration -------------------------------------------------------------------
+
+    def _conf_dirs(self) -> list[str]:
+        if self.musl:
+            return self._musl_dirs()
+        dirs: list[str] = []
+        pending = ["/etc/ld.so.conf"]
+        seen: set[str] = set()
+        while pending and len(seen) < MAX_INCLUDES:
+            conf = pending.pop(0)
+            if conf in seen:
+                continue
+            seen.add(conf)
+            data = self.texts.get(self.file(conf) or "")
+            if data is None:
+                continue
+            for line in data.decode("utf-8", "replace").splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line.startswith("include") and line[7:8].isspace():
+                    for pattern in line[8:].split():
+                        pending += self._conf_glob(posixpath.join(posixpath.dirname(conf), pattern))
+                elif line and not line.startswith("hwcap"):
+                    dirs.append(line.split("=", 1)[0].strip())
+        return dirs
+
+    def _conf_glob(self, pattern: str) -> list[str]:
+        return sorted(p for p in self.texts if is_loader_config(p) and fnmatch.fnmatchcase(p, normalize(pattern)))
+
+    def _musl_dirs(self) -> list[str]:
+        for path, data in self.texts.items():
+            if path.startswith("/etc/ld-musl-") and path.endswith(".path"):
+                return [d for d in re.split(r"[:\n]", data.decode("utf-8", "replace")) if d.strip()]
+        return list(_MUSL_DIRS)
+
+    def _default_dirs(self) -> list[str]:
+        if self.musl:
+            return []
+        dirs = list(_DEFAULT_DIRS)
+        if self.triplet:
+            dirs = [f"/lib/{self.triplet}", f"/usr/lib/{self.triplet}", *dirs]
+        return dirs
+
+    def _soname_index(self, folders: list[str]) -> dict[str, list[str]]:
+        canonical = {d for f in folders if (d := self.dir(f))}
+        index: dict[str, list[str]] = {}
+        for path, info in self.elf.items():
+            if info.soname and posixpath.dirname(path) in canonical:
+                index.setdefault(info.soname, []).append(path)
+        return index
+
+
+def _expand(entries: tuple[str, ...], origin: str, lib: str) -> list[str]:
+    """$ORIGIN (the object's folder), $LIB and $PLATFORM in RPATH/RUNPATH entries (ld.so(8))."""
+    out = []
+    for entry in entries:
+        text = entry.replace("${ORIGIN}", "$ORIGIN").replace("${LIB}", "$LIB").replace("${PLATFORM}", "$PLATFORM")
+        text = text.replace("$ORIGIN", origin).replace("$LIB", lib)
+        if "$" not in text and text.startswith("/"):
+            out.append(normalize(text))
+    return out
+
+
+class _Loader:
+    """Simulates one process at a time: a root object and everything it loads."""
+
+    def __init__(self, image: _Image) -> None:
+        self.image = image
+        self.ld_library_path = [
+            normalize(p) for p in image.env.get("LD_LIBRARY_PATH", "").split(":") if p.startswith("/")
+        ]
+        self.reached: set[str] = set()
+        self.failures: dict[Need, None] = {}
+        self.resolved: dict[str, str] = {}  # library name -> a path it resolved to
+
+    def _rpath(self, path: str) -> list[str]:
+        info = self.image.elf.get(path)
+        if info is None or info.rpath is None or info.runpath is not None:
+            return []
+        return _expand(info.rpath, posixpath.dirname(path), "lib64" if info.elf_class == 2 else "lib")
+
+    def search(self, name: str, needer: str, chain: tuple[str, ...]) -> str | None:
+        image = self.image
+        info = image.elf[needer]
+        cls, machine = info.elf_class, info.machine
+        if "/" in name:
+            found = image.file(normalize(name))
+            return found if found is not None and image.usable(found, cls, machine) else None
+        dirs: list[str] = []
+        if image.musl:
+            dirs += self.ld_library_path
+            dirs += self._rpath(needer) + _expand(info.runpath or (), posixpath.dirname(needer), "lib")
+        else:
+            if info.runpath is None:
+                for loader in (needer, *chain):
+                    dirs += self._rpath(loader)
+            dirs += self.ld_library_path
+            if info.runpath:
+                dirs += _expand(info.runpath, posixpath.dirname(needer), "lib64" if cls == 2 else "lib")
+        cache = [] if info.nodeflib else [*image.conf_dirs, *image.default_dirs]
+        for folder in dict.fromkeys([*dirs, *cache]):
+            found = image.find_in(folder, name, cls, machine)
+            if found is not None:
+                return found
+        return None if info.nodeflib else image.by_soname(name, cls, machine)
+
+    def load(self, root: str, preloaded: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Load `root` and its dependencies breadth first, as ld.so does; returns the names loaded."""
+        image = self.image
+        loaded: dict[str, str] = dict(preloaded or {})
+        queue: deque[tuple[str, tuple[str, ...]]] = deque([(root, ())])
+        seen = {root}
+        while queue and len(seen) <= MAX_OBJECTS:
+            path, chain = queue.popleft()
+            self.reached.add(path)
+            info = image.elf.get(path)
+            if info is None:
+                continue
+            for name in info.needed:
+                if name in loaded:
+                    continue
+                found = self.search(name, path, chain)
+                if found is None:
+                    self.failures.setdefault(Need(name, path))
+                    continue
+                loaded[name] = found
+                self.resolved.setdefault(name, found)
+                soname = image.elf[found].soname if found in image.elf else None
+                if soname:
+                    loaded.setdefault(soname, found)
+                if found not in seen:
+                    seen.add(found)
+                    queue.append((found, (path, *chain)))
+        return loaded
+
+
+def _python_dir_version(path: str) -> str | None:
+    m = _PYTHON_DIR.search(path)
+    return f"{m.group(1)}.{m.group(2)}" if m else None
+
+
+def _on_python_path(path: str, python_path: list[str]) -> bool:
+    return bool(
+        _PYTHON_DIR.search(path) or "/python3/dist-packages/" in path or any(path.startswith(p) for p in python_path)
+    )
+
+
+def _is_extension(path: str, info: ElfInfo, python_path: list[str]) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    folder = path.rsplit("/", 2)[-2] if path.count("/") >= 2 else ""
+    return (
+        info.elf_type == ET_DYN
+        and info.interpreter is None
+        and name.endswith(".so")
+        and name.split(".", 1)[0].isidentifier()
+        and not folder.endswith(".libs")
+        and _on_python_path(path, python_path)
+    )
+
+
+def _interpreter(image: _Image, version: str | None) -> tuple[str | None, str | None]:
+    """The path and X.Y of the interpreter `python3` runs."""
+    for link in _INTERPRETERS:
+        path = image.file(link)
+        if path is not None and path in image.elf:
+            m = re.search(r"python(\d\.\d+)$", path)
+            return path, m.group(1) if m else version
+    return None, version
+
+
+def _glibc(attribution: Attribution, image: _Image) -> str | None:
+    for owned in attribution.packages:
+        package = owned.package
+        if (package.type, package.name) in (("deb", "libc6"), ("rpm", "glibc")):
+            m = re.match(r"(?:\d+:)?(\d+\.\d+)", package.version)
+            if m:
+                return m.group(1)
+    versions = [info.glibc for info in image.elf.values() if info.glibc]
+    return max(versions, key=_version_key) if versions else None
+
+
+def _version_key(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text))
+
+
+def _package_label(attribution: Attribution, path: str) -> str | None:
+    facts = attribution.files.get(path)
+    owner = (facts.os_owner or facts.py_owner) if facts else None
+    return f"{owner.type} {owner.name}" if owner else None
+
+
+def check_runtime(
+    fs: FinalFS,
+    probes: list[dict[str, object]],
+    config: Mapping[str, Any],
+    attribution: Attribution,
+    python_version: str | None,
+) -> RuntimeFacts:
+    image = _Image(fs, probes, config)
+    facts = RuntimeFacts(checked_files=len(image.elf) + len(image.unreadable))
+    facts.unreadable = sorted(image.unreadable.items())
+    facts.libc = "musl" if image.musl else ("glibc" if image.elf or python_version else None)
+    facts.glibc = None if image.musl else _glibc(attribution, image)
+    if facts.glibc and facts.libc is None:
+        facts.libc = "glibc"
+    interpreter_path, facts.interpreter = _interpreter(image, python_version)
+    facts.interpreter_path = interpreter_path
+    python_path = [normalize(p) + "/" for p in image.env.get("PYTHONPATH", "").split(":") if p.startswith("/")]
+    loader = _Loader(image)
+    _load_everything(image, loader, interpreter_path, python_path)
+    facts.unresolved = sorted(loader.failures, key=lambda n: (n.library, n.needed_by))
+    facts.libraries = {
+        name: (path, _package_label(attribution, path)) for name, path in sorted(loader.resolved.items())
+    }
+    facts.extension_mismatches = _extension_mismatches(image, facts, python_path)
+    facts.wheel_mismatches = _wheel_mismatches(image, facts, python_path)
+    facts.sizes = {
+        p: node.size
+        for p in {n.needed_by for n in facts.unresolved} | {m.path for m in facts.extension_mismatches}
+        if (node := fs.index.get(p)) is not None
+    }
+    if facts.unresolved:
+        facts.providers = _providers(fs, {n.library for n in facts.unresolved})
+    return facts
+
+
+def _load_everything(image: _Image, loader: _Loader, interpreter: str | None, python_path: list[str]) -> None:
+    for path, info in sorted(image.elf.items()):
+        if info.interpreter is not None:
+            if image.file(info.interpreter) is None:
+                loader.failures.setdefault(Need(info.interpreter, path))
+            loader.load(path)
+    preloaded = loader.load(interpreter) if interpreter else {}
+    for path, info in sorted(image.elf.items()):
+        if _is_extension(path, info, python_path):
+            loader.load(path, preloaded)
+    for path, info in sorted(image.elf.items()):
+        if info.dynamic and path not in loader.reached:
+            loader.load(path)
+
+
+def _extension_mismatches(image: _Image, facts: RuntimeFacts, python_path: list[str]) -> list[Mismatch]:
+    system_python = image.file("/usr/bin/python3")
+    system_version = re.search(r"python(\d\.\d+)$", system_python or "")
+    out = []
+    for path, info in sorted(image.elf.items()):
+        if not _is_extension(path, info, python_path):
+            continue
+        if image.machine is not None and info.machine != image.machine:
+            out.append(Mismatch(path, "architecture", f"ELF machine {info.machine}", f"ELF machine {image.machine}"))
+            continue
+        tag = _EXT_TAG.search(path)
+        if tag is None:
+            continue
+        version = f"{tag.group(1)}.{tag.group(2)}"
+        expected = _python_dir_version(path)
+        if expected is None:
+            debian = "/python3/dist-packages/" in path and system_version
+            expected = system_version.group(1) if debian and system_version else facts.interpreter
+        if expected is not None and version != expected:
+            out.append(Mismatch(path, "interpreter", f"CPython {version}", f"CPython {expected}"))
+        elif _EXT_TAG_ARCH.get(tag.group(3), image.machine) != image.machine:
+            out.append(Mismatch(path, "architecture", tag.group(3), image.wheel_arch or "?"))
+        elif facts.libc is not None and ("musl" if tag.group(4).startswith("musl") else "glibc") != facts.libc:
+            out.append(Mismatch(path, "libc", tag.group(4), facts.libc))
+    return out
+
+
+def _wheel_tags(data: bytes) -> tuple[list[str], bool]:
+    tags, pure = [], False
+    for line in data.decode("utf-8", "replace").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Tag":
+            tags += value.strip().split("-", 2)[2:3]
+        elif key.strip() == "Root-Is-Purelib" and value.strip().lower() == "true":
+            pure = True
+    return [p for tag in tags for p in tag.split(".")], pure
+
+
+def _platform_problem(platform: str, facts: RuntimeFacts, arch: str | None) -> Mismatch | None:
+    """Why a wheel built for `platform` would not work here (None: it would)."""
+    if platform == "any":
+        return None
+    m = _PLATFORM.fullmatch(platform)
+    if m is None:
+        return Mismatch("", "platform", platform, f"linux_{arch or '?'}")
+    family, wheel_arch = m.group(1), m.group(4)
+    if arch is not None and wheel_arch != arch:
+        return Mismatch("", "architecture", platform, f"{arch} wheels")
+    if family.startswith("musllinux") and facts.libc == "glibc":
+        return Mismatch("", "libc", platform, f"glibc {facts.glibc or ''}".strip())
+    if family.startswith("manylinux"):
+        if facts.libc == "musl":
+            return Mismatch("", "libc", platform, "musl")
+        need = (int(m.group(2)), int(m.group(3))) if m.group(2) else _MANYLINUX_LEGACY[family]
+        if facts.glibc is not None and _version_key(facts.glibc)[:2] < need:
+            return Mismatch("", "glibc", f"{platform} (glibc {need[0]}.{need[1]})", f"glibc {facts.glibc}")
+    return None
+
+
+def _wheel_mismatches(image: _Image, facts: RuntimeFacts, python_path: list[str]) -> list[Mismatch]:
+    out = []
+    for path, data in sorted(image.texts.items()):
+        if not path.endswith(".dist-info/WHEEL") or not _on_python_path(path, python_path):
+            continue
+        platforms, pure = _wheel_tags(data)
+        if pure or not platforms:
+            continue
+        problems = [_platform_problem(p, facts, image.wheel_arch) for p in platforms]
+        if all(problem is not None for problem in problems):
+            first = next(p for p in problems if p is not None)
+            out.append(Mismatch(posixpath.dirname(path), first.what, first.found, first.expected))
+    return out
+
+
+def _providers(fs: FinalFS, names: set[str]) -> dict[str, str]:
+    """For each missing library, a package whose database entry lists a file by that name (its files
+    were deleted, or the entry survived the package): read again only when something is missing."""
+    providers: dict[str, str] = {}
+    for cataloger in CATALOGERS:
+        for package in cataloger.catalog(fs, []):
+            for listed in package.files:
+                name = listed.rsplit("/", 1)[-1]
+                if name in names and name not in providers:
+                    providers[name] = f"{package.type} {package.name}"
+    return providers
+
+
+def runtime_report(facts: RuntimeFacts) -> RuntimeReport:
+    needers: dict[str, list[str]] = {}
+    for need in facts.unresolved:
+        needers.setdefault(need.library, []).append(need.needed_by)
+    return RuntimeReport(
+        checked_files=facts.checked_files,
+        interpreter=facts.interpreter,
+        glibc=facts.glibc,
+        libc=facts.libc,
+        missing=[
+            MissingLibrary(
+                library=name, needed_by=paths[:MAX_NEEDERS], needers=len(paths), package=facts.providers.get(name)
+            )
+            for name, paths in needers.items()
+        ],
+        libraries=[ProvidedLibrary(library=n, path=p, package=pkg) for n, (p, pkg) in facts.libraries.items()],
+        extension_mismatches=[_mismatch(m) for m in facts.extension_mismatches],
+        wheel_mismatches=[_mismatch(m) for m in facts.wheel_mismatches],
+        unreadable=[f"{path}: {reason}" for path, reason in facts.unreadable],
+    )
+
+
+def _mismatch(m: Mismatch) -> RuntimeMismatch:
+    return RuntimeMismatch(path=m.path, what=m.what, found=m.found, expected=m.expected)

@@ -1,0 +1,61 @@
+"""What the runtime check looks at while the layers are walked: the ELF header and dynamic section of
+libraries and executables, the loader's configuration files and the WHEEL files of Python
+distributions. Runs in the layer workers, so it stays light (no pydantic) and returns plain tuples."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from layerscope.archive.probe import MemberProbe, ProbeLimit, ReadAt
+from layerscope.elf import HEADER_MIN, ElfError, ElfInfo, parse_elf
+
+TEXT_LIMIT = 64 << 10  # loader configuration and WHEEL files are a few hundred bytes
+_ELF_FOLDERS = ("/bin", "/sbin")
+
+
+class Unreadable(NamedTuple):
+    """An ELF file whose dynamic section could not be read: malformed, or beyond the read budget."""
+
+    reason: str
+
+
+class Text(NamedTuple):
+    """The first TEXT_LIMIT bytes of a small text file."""
+
+    data: bytes
+
+
+def probe_elf(read_at: ReadAt, size: int) -> ElfInfo | Unreadable | None:
+    try:
+        return parse_elf(read_at, size)
+    except (ElfError, ProbeLimit) as exc:
+        return Unreadable(str(exc))
+
+
+def probe_text(read_at: ReadAt, size: int) -> Text:
+    return Text(read_at(0, min(size, TEXT_LIMIT)))
+
+
+def is_loader_config(path: str) -> bool:
+    return path == "/etc/ld.so.conf" or path.startswith(("/etc/ld.so.conf.d/", "/etc/ld-musl-"))
+
+
+def may_be_elf(path: str) -> bool:
+    """Shared libraries and extension modules by name (`.so`, `.so.1.2`); executables by folder."""
+    slash = path.rfind("/")
+    name = path[slash + 1 :]
+    if ".so" in name and (name.endswith(".so") or ".so." in name):
+        return True
+    folder = path[:slash]
+    return folder.endswith(_ELF_FOLDERS) or "/libexec" in folder
+
+
+def runtime_probe(path: str, size: int) -> MemberProbe | None:
+    """The probe selector of the runtime check (called for every regular file of every layer)."""
+    if size >= HEADER_MIN and may_be_elf(path):
+        return probe_elf
+    if path.startswith("/etc/ld") and is_loader_config(path):
+        return probe_text
+    if path.endswith(".dist-info/WHEEL"):
+        return probe_text
+    return None
