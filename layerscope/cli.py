@@ -154,9 +154,7 @@ def _inspection(args: argparse.Namespace, reference: str, image: str | None, lab
     with open_image(reference, SourceOptions(image=image, platform=args.platform)) as opened:
         if progress:
             opened.on_bytes = _stream_progress(label)
-        return inspect_image(
-            opened, progress=progress, top=getattr(args, "top", 20), runtime=not args.no_runtime_check
-        )
+        return inspect_image(opened, progress=progress, top=getattr(args, "top", 20), runtime=not args.no_runtime_check)
 
 
 def _stream_progress(label: str):  # type: ignore[no-untyped-def]

@@ -31,7 +31,9 @@ from layerscope.model import (
     PackageDiff,
     PackageReport,
     PythonChange,
+    LostLibrary,
     Reduction,
+    RuntimeDiff,
     SizeChange,
     ToolchainVerdict,
 )
@@ -191,6 +193,23 @@ def _toolchain(new: ImageReport) -> ToolchainVerdict:
     return ToolchainVerdict(clean=total == 0, bytes=total, remaining=list(found.evidence) if found else [])
 
 
+def _runtime(old: ImageReport, new: ImageReport) -> RuntimeDiff | None:
+    """Libraries NEW misses: those OLD resolved come first, with the file and package that provided them."""
+    if old.runtime is None or new.runtime is None:
+        return None
+    provided = {lib.library: lib for lib in old.runtime.libraries}
+    lost = [
+        LostLibrary(
+            library=m.library,
+            needed_by=m.needed_by,
+            old_path=provided[m.library].path if m.library in provided else None,
+            old_package=provided[m.library].package if m.library in provided else None,
+        )
+        for m in new.runtime.missing
+    ]
+    return RuntimeDiff(missing=sorted(lost, key=lambda lib: (lib.old_path is None, lib.library)))
+
+
 def build_diff(old: ImageReport, new: ImageReport, expect: Threshold | None = None) -> DiffReport:
     sizes = _sizes(old, new)
     headline = next(s for s in sizes if s.metric == HEADLINE)
@@ -214,6 +233,7 @@ def build_diff(old: ImageReport, new: ImageReport, expect: Threshold | None = No
             old_coverage=old.python.bytecode_coverage,
             new_coverage=new.python.bytecode_coverage,
         ),
+        runtime=_runtime(old, new),
         expectation=None
         if expect is None
         else Expectation(

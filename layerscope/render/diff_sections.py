@@ -179,9 +179,30 @@ def python(report: DiffReport) -> list[str]:
     ]
 
 
+def runtime(report: DiffReport) -> list[Section]:
+    """Libraries the new image misses, those the old one had first: a slimming that broke something."""
+    rt = report.runtime
+    if rt is None or not rt.missing:
+        return []
+    rows = []
+    for lost in rt.missing:
+        more = f" and {len(lost.needed_by) - 1} more" if len(lost.needed_by) > 1 else ""
+        where = f"provided in OLD by {lost.old_package or 'no package'} ({lost.old_path})" if lost.old_path else ""
+        rows.append((lost.library, (lost.needed_by[0] if lost.needed_by else "") + more, where or "missing in OLD too"))
+    return [Section("Missing shared libraries in NEW", ["library", "needed by", "OLD"], rows, [])]
+
+
 def all_sections(report: DiffReport, limit: int | None = _LIMIT) -> list[Section]:
-    """Every section; `limit` is how many package changes each group lists (None: all)."""
-    return [sizes(report), categories(report), *packages(report, limit), layers(report), findings(report)]
+    """Every section, the libraries NEW misses first; `limit` is how many package changes each group
+    lists (None: all)."""
+    return [
+        *runtime(report),
+        sizes(report),
+        categories(report),
+        *packages(report, limit),
+        layers(report),
+        findings(report),
+    ]
 
 
 NOTE = UNITS_NOTE
