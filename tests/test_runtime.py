@@ -1,0 +1,265 @@
+"""The runtime check on images made of real ELF files compiled here: needs resolved (or not) the way
+the dynamic loader would inside the container, Python ABI and wheel platform checks, diff and gate."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from runtime_images import (
+    LIB_SOURCE,
+    USER_SOURCE,
+    Entry,
+    compile_shared,
+    dpkg_entries,
+    have_cc,
+    image,
+    library_and_user,
+)
+
+from layerscope.analysis.diff import build_diff
+from layerscope.analysis.inspect import inspect_image
+from layerscope.cli import main
+from layerscope.model import ImageReport
+from layerscope.sources import SourceOptions, open_image
+
+ROOT = Path(__file__).resolve().parent.parent
+SITE = "/usr/local/lib/python3.12/site-packages"
+RUNTIME_FINDINGS = {"missing-shared-library", "python-abi-mismatch", "wheel-platform-mismatch"}
+_names = itertools.count()
+
+pytestmark = pytest.mark.skipif(not have_cc(), reason="needs a C compiler (cc)")
+
+
+def inspect(tmp_path: Path, layers: list[list[Entry]], env: list[str] | None = None, **kw: object) -> ImageReport:
+    archive = tmp_path / f"image{next(_names)}.tar"
+    archive.write_bytes(image(layers, env, **kw))  # type: ignore[arg-type]
+    with open_image(f"docker-archive:{archive}", SourceOptions()) as opened:
+        return inspect_image(opened, runtime=kw.get("runtime", True) is not False).report
+
+
+def missing(report: ImageReport) -> dict[str, list[str]]:
+    assert report.runtime is not None
+    return {m.library: m.needed_by for m in report.runtime.missing}
+
+
+def finding_ids(report: ImageReport) -> set[str]:
+    return {f.id for f in report.findings} & RUNTIME_FINDINGS
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> tuple[bytes, bytes]:
+    return library_and_user(tmp_path)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_need_found_in_a_default_directory(tmp_path: Path, built: tuple[bytes, bytes], compress: bool) -> None:
+    lib, user = built
+    layers: list[list[Entry]] = [[("file", "/usr/lib/libfoo.so.1", lib)], [("file", "/opt/app/user.so", user)]]
+    report = inspect(tmp_path, layers, compress=compress)
+    assert report.runtime is not None
+    assert report.runtime.checked_files == 2
+    assert missing(report) == {}
+    assert {(lib.library, lib.path) for lib in report.runtime.libraries} == {("libfoo.so.1", "/usr/lib/libfoo.so.1")}
+    assert finding_ids(report) == set()
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_need_missing_fires(tmp_path: Path, built: tuple[bytes, bytes], compress: bool) -> None:
+    _, user = built
+    report = inspect(tmp_path, [[("file", "/opt/app/user.so", user)]], compress=compress)
+    assert missing(report) == {"libfoo.so.1": ["/opt/app/user.so"]}
+    finding = next(f for f in report.findings if f.id == "missing-shared-library")
+    assert finding.severity == "high"
+    assert finding.bytes == len(user)
+    assert "libfoo.so.1 needed by /opt/app/user.so" in finding.evidence[0]
+
+
+def test_a_later_layer_deleting_the_library_breaks_it(tmp_path: Path, built: tuple[bytes, bytes]) -> None:
+    lib, user = built
+    layers: list[list[Entry]] = [
+        [("file", "/usr/lib/libfoo.so.1", lib), ("file", "/opt/app/user.so", user)],
+        [("file", "/usr/lib/.wh.libfoo.so.1", b"")],
+    ]
+    assert missing(inspect(tmp_path, layers)) == {"libfoo.so.1": ["/opt/app/user.so"]}
+
+
+def test_a_later_layer_overwriting_with_a_non_elf_file_breaks_it(tmp_path: Path, built: tuple[bytes, bytes]) -> None:
+    lib, user = built
+    layers: list[list[Entry]] = [
+        [("file", "/usr/lib/libfoo.so.1", lib), ("file", "/opt/app/user.so", user)],
+        [("file", "/usr/lib/libfoo.so.1", b"not a library, just text long enough to be probed " * 4)],
+    ]
+    assert missing(inspect(tmp_path, layers)) == {"libfoo.so.1": ["/opt/app/user.so"]}
+
+
+def test_found_through_a_symlink(tmp_path: Path, built: tuple[bytes, bytes]) -> None:
+    lib, user = built
+    layers: list[list[Entry]] = [
+        [
+            ("file", "/opt/vendor/lib/libfoo.so.1.2.3", lib),
+            ("symlink", "/usr/lib/libfoo.so.1", "../../opt/vendor/lib/libfoo.so.1.2.3"),
+            ("file", "/opt/app/user.so", user),
+        ]
+    ]
+    report = inspect(tmp_path, layers)
+    assert missing(report) == {}
+    assert report.runtime is not None
+    assert [lib.path for lib in report.runtime.libraries] == ["/opt/vendor/lib/libfoo.so.1.2.3"]
+
+
+def test_found_through_ld_so_conf_d(tmp_path: Path, built: tuple[bytes, bytes]) -> None:
+    lib, user = built
+    base: list[Entry] = [("file", "/opt/vendor/lib/libfoo.so.1", lib), ("file", "/opt/app/user.so", user)]
+    assert missing(inspect(tmp_path, [base])) == {"libfoo.so.1": ["/opt/app/user.so"]}
+    conf: list[Entry] = [
+        ("file", "/etc/ld.so.conf", b"# the usual\ninclude /etc/ld.so.conf.d/*.conf\n"),
+        ("file", "/etc/ld.so.conf.d/vendor.conf", b"/opt/vendor/lib\n"),
+    ]
+    assert missing(inspect(tmp_path, [base, conf])) == {}
+
+
+def test_ld_library_path_from_the_config_env(tmp_path: Path, built: tuple[bytes, bytes]) -> None:
+    lib, user = built
+    layers: list[list[Entry]] = [[("file", "/opt/vendor/lib/libfoo.so.1", lib), ("file", "/opt/app/user.so", user)]]
+    assert missing(inspect(tmp_path, layers, ["LD_LIBRARY_PATH=/opt/vendor/lib"])) == {}
+
+
+@pytest.mark.parametrize("dtags", ["--enable-new-dtags", "--disable-new-dtags"], ids=["runpath", "rpath"])
+def test_origin_relative_search_path(tmp_path: Path, dtags: str) -> None:
+    lib, user = library_and_user(tmp_path, "-Wl,-rpath,$ORIGIN/../lib", f"-Wl,{dtags}")
+    layers: list[list[Entry]] = [[("file", "/opt/tool/lib/libfoo.so.1", lib), ("file", "/opt/tool/bin/user.so", user)]]
+    assert missing(inspect(tmp_path, layers)) == {}
+    moved: list[list[Entry]] = [[("file", "/opt/tool/lib/libfoo.so.1", lib), ("file", "/opt/other/bin/user.so", user)]]
+    assert missing(inspect(tmp_path, moved)) == {"libfoo.so.1": ["/opt/other/bin/user.so"]}
+
+
+def _wheel_layer(tmp_path: Path, version_tag: str = "312") -> tuple[list[Entry], str, str]:
+    """A manylinux-style install: an extension module whose DT_RPATH points at the wheel's bundled
+    `<name>.libs` folder (as auditwheel writes it), holding a hash-suffixed copy of libfoo."""
+    bundled = "libfoo-1a2b3c4d.so.1"
+    lib = compile_shared(tmp_path, "bundled.so", LIB_SOURCE, bundled)
+    ext_name = f"_speedups.cpython-{version_tag}-x86_64-linux-gnu.so"
+    ext = compile_shared(
+        tmp_path, ext_name, USER_SOURCE, None, (lib,), "-Wl,-rpath,$ORIGIN/../geo.libs", "-Wl,--disable-new-dtags"
+    )
+    entries: list[Entry] = [
+        ("file", f"{SITE}/geo.libs/{bundled}", lib.read_bytes()),
+        ("file", f"{SITE}/geo/{ext_name}", ext.read_bytes()),
+        ("file", f"{SITE}/geo-1.0.dist-info/WHEEL", b"Wheel-Version: 1.0\nRoot-Is-Purelib: false\n"),
+    ]
+    return entries, f"{SITE}/geo.libs/{bundled}", f"{SITE}/geo/{ext_name}"
+
+
+def _interpreter(tmp_path: Path, version: str = "3.12") -> list[Entry]:
+    exe = compile_shared(tmp_path, "python", "int main(void) { return 0; }\n")
+    return [
+        ("file", f"/usr/local/bin/python{version}", exe.read_bytes()),
+        ("symlink", "/usr/local/bin/python3", f"python{version}"),
+    ]
+
+
+def test_found_in_a_wheels_libs_folder_and_lost_when_it_is_deleted(tmp_path: Path) -> None:
+    wheel, bundled, ext = _wheel_layer(tmp_path)
+    python = _interpreter(tmp_path)
+    report = inspect(tmp_path, [python, wheel])
+    assert missing(report) == {}
+    assert report.runtime is not None and report.runtime.interpreter == "3.12"
+    whiteout: list[Entry] = [("file", bundled.rsplit("/", 1)[0] + "/.wh.libfoo-1a2b3c4d.so.1", b"")]
+    broken = inspect(tmp_path, [python, wheel, whiteout])
+    assert missing(broken) == {"libfoo-1a2b3c4d.so.1": [ext]}
+    assert "missing-shared-library" in finding_ids(broken)
+
+
+def test_extension_for_another_python_fires(tmp_path: Path) -> None:
+    wheel, _, ext = _wheel_layer(tmp_path, version_tag="311")
+    report = inspect(tmp_path, [_interpreter(tmp_path), wheel])
+    assert report.runtime is not None
+    assert [(m.path, m.what, m.found, m.expected) for m in report.runtime.extension_mismatches] == [
+        (ext, "interpreter", "CPython 3.11", "CPython 3.12")
+    ]
+    assert finding_ids(report) == {"python-abi-mismatch"}
+
+
+def test_extension_for_the_right_python_does_not_fire(tmp_path: Path) -> None:
+    wheel, _, _ = _wheel_layer(tmp_path, version_tag="312")
+    report = inspect(tmp_path, [_interpreter(tmp_path), wheel])
+    assert finding_ids(report) == set()
+
+
+def _wheel_tagged(tag: str) -> list[Entry]:
+    text = f"Wheel-Version: 1.0\nGenerator: bdist_wheel\nRoot-Is-Purelib: false\nTag: {tag}\n"
+    return [("file", f"{SITE}/fast-2.0.dist-info/WHEEL", text.encode())]
+
+
+@pytest.mark.parametrize(
+    ("tag", "fires"),
+    [
+        ("cp312-cp312-manylinux_2_39_x86_64", True),  # needs glibc 2.39, the image has 2.36
+        ("cp312-cp312-manylinux_2_17_x86_64", False),
+        ("cp312-cp312-manylinux2014_x86_64", False),
+        ("cp312-cp312-musllinux_1_2_x86_64", True),  # musl wheel on glibc
+        ("cp312-cp312-manylinux_2_17_aarch64", True),  # another architecture
+        ("py3-none-any", False),
+    ],
+)
+def test_wheel_platform_against_the_images_glibc(tmp_path: Path, tag: str, fires: bool) -> None:
+    libc = dpkg_entries({"libc6": ("2.36-9+deb12u4", ["/usr/lib/x86_64-linux-gnu/libc.so.6"])})
+    report = inspect(tmp_path, [libc, _interpreter(tmp_path), _wheel_tagged(tag)])
+    assert report.runtime is not None and report.runtime.glibc == "2.36"
+    assert ("wheel-platform-mismatch" in finding_ids(report)) is fires
+    if fires:
+        assert [m.path for m in report.runtime.wheel_mismatches] == [f"{SITE}/fast-2.0.dist-info"]
+
+
+def test_diff_names_the_lost_library_and_its_package(tmp_path: Path, built: tuple[bytes, bytes]) -> None:
+    lib, user = built
+    system = "/usr/lib/x86_64-linux-gnu"
+    base: list[list[Entry]] = [
+        [
+            *dpkg_entries({"libfoo1": ("1.2-1", [f"{system}/libfoo.so.1"])}),
+            ("file", f"{system}/libfoo.so.1", lib),
+            ("file", "/opt/app/user.so", user),
+        ]
+    ]
+    old = inspect(tmp_path, base)
+    new = inspect(tmp_path, [*base, [("file", f"{system}/.wh.libfoo.so.1", b"")]])
+    assert missing(old) == {}
+    assert new.runtime is not None
+    assert [(m.library, m.package) for m in new.runtime.missing] == [("libfoo.so.1", "deb libfoo1")]
+    diff = build_diff(old, new)
+    assert diff.runtime is not None
+    assert [(m.library, m.needed_by, m.old_path, m.old_package) for m in diff.runtime.missing] == [
+        ("libfoo.so.1", ["/opt/app/user.so"], f"{system}/libfoo.so.1", "deb libfoo1")
+    ]
+
+
+def test_no_runtime_check_skips_reading_and_the_gate_rule(
+    tmp_path: Path, built: tuple[bytes, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, user = built
+    archive = tmp_path / "broken.tar"
+    archive.write_bytes(image([[("file", "/opt/app/user.so", user)]]))
+    config = tmp_path / "layerscope.toml"
+    config.write_text("[runtime]\nmissing-libraries = 0\n")
+    assert main(["check", str(archive), "--config", str(config), "-q"]) == 1
+    assert "libfoo.so.1 (needed by /opt/app/user.so)" in capsys.readouterr().out
+    assert main(["check", str(archive), "--config", str(config), "-q", "--no-runtime-check"]) == 0
+    assert "skipped" in capsys.readouterr().out
+    with open_image(f"docker-archive:{archive}", SourceOptions()) as opened:
+        assert inspect_image(opened, runtime=False).report.runtime is None
+
+
+def test_example_config_turns_the_rule_on() -> None:
+    from layerscope.gate.config import load_config, rule_keys
+
+    assert "runtime.missing-libraries" in rule_keys(load_config(ROOT / "examples" / "layerscope.toml"))
+
+
+@pytest.mark.parametrize("name", ["before.tar", "after.tar"])
+def test_sample_pair_does_not_fire(name: str) -> None:
+    with open_image(f"oci-archive:{ROOT / 'sample_images' / name}", SourceOptions()) as opened:
+        report = inspect_image(opened).report
+    assert report.runtime is not None and report.runtime.missing == []
+    assert finding_ids(report) == set()
