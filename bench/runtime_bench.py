@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""What the runtime check costs: `layerscope inspect` with and without `--no-runtime-check`.
+
+Corpus: the archives given on the command line; else an ELF-heavy image assembled from this machine's
+own files (its shared libraries, /usr/bin, a Python installation with its site-packages, /usr/share),
+written once into bench/out/runtime/ as a `docker save` archive with plain layers and one with gzip
+layers. Each variant runs `--repeat` times, alternating, from a warm page cache; the median is shown.
+
+Usage: python bench/runtime_bench.py [ARCHIVE ...] [--repeat N] [--roots DIR ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out" / "runtime"
+DEFAULT_ROOTS = [
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/bin",
+    str(Path(sys.base_prefix)),
+    "/usr/share",
+]
+
+
+def _layer(path: Path, root: str) -> None:
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+        for folder, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(files):
+                full = os.path.join(folder, name)
+                if os.path.islink(full) or os.path.isfile(full):
+                    try:
+                        tar.add(full, arcname=full.lstrip("/"), recursive=False)
+                    except OSError:
+                        continue
+
+
+def build(out: Path, roots: list[str]) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    layers = []
+    for i, root in enumerate(roots):
+        layer = out / f"layer{i}.tar"
+        if not layer.exists():
+            print(f"layer {i}: {root}", file=sys.stderr)
+            _layer(layer, root)
+        layers.append(layer)
+    archives = []
+    for compress in (False, True):
+        target = out / ("image-gzip.tar" if compress else "image-plain.tar")
+        if not target.exists():
+            _archive(target, layers, compress)
+        archives.append(target)
+    return archives
+
+
+def _archive(target: Path, layers: list[Path], compress: bool) -> None:
+    ids = ["sha256:" + hashlib.file_digest(open(p, "rb"), "sha256").hexdigest() for p in layers]
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": ["PATH=/usr/bin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": ids},
+        "history": [{"created_by": f"layer {i}"} for i in range(len(layers))],
+    }
+    with tarfile.open(target, "w") as tar:
+        names = []
+        for i, layer in enumerate(layers):
+            name = f"{i}/layer.tar"
+            if compress:
+                packed = layer.with_suffix(".tar.gz")
+                if not packed.exists():
+                    with open(layer, "rb") as src, gzip.open(packed, "wb", compresslevel=1) as dst:
+                        while chunk := src.read(1 << 20):
+                            dst.write(chunk)
+                tar.add(packed, arcname=name)
+            else:
+                tar.add(layer, arcname=name)
+            names.append(name)
+        for member, data in (
+            ("config.json", json.dumps(config).encode()),
+            ("manifest.json", json.dumps([{"Config": "config.json", "RepoTags": ["b:1"], "Layers": names}]).encode()),
+        ):
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            import io
+
+            tar.addfile(info, io.BytesIO(data))
+
+
+def _warm(path: Path) -> None:
+    with open(path, "rb") as handle:
+        while handle.read(8 << 20):
+            pass
+
+
+def timed(archive: Path, runtime: bool) -> float:
+    command = [sys.executable, "-m", "layerscope", "inspect", str(archive), "--format", "json", "-q"]
+    if not runtime:
+        command.append("--no-runtime-check")
+    _warm(archive)
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("archives", nargs="*", type=Path)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--roots", nargs="*", default=DEFAULT_ROOTS)
+    args = parser.parse_args()
+    archives = args.archives or build(OUT, args.roots)
+    print(f"{'archive':<40} {'size':>9} {'without':>9} {'with':>9} {'added':>7}")
+    for archive in archives:
+        without, with_check = [], []
+        for _ in range(args.repeat):
+            without.append(timed(archive, False))
+            with_check.append(timed(archive, True))
+        a, b = statistics.median(without), statistics.median(with_check)
+        size = archive.stat().st_size / 1e9
+        print(f"{archive.name:<40} {size:>7.2f}GB {a:>8.2f}s {b:>8.2f}s {100 * (b - a) / a:>6.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
