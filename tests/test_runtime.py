@@ -3,6 +3,7 @@ the dynamic loader would inside the container, Python ABI and wheel platform che
 
 from __future__ import annotations
 
+import io
 import itertools
 from pathlib import Path
 
@@ -20,9 +21,13 @@ from runtime_images import (
 
 from layerscope.analysis.diff import build_diff
 from layerscope.analysis.inspect import inspect_image
+from layerscope.analysis.runtime_probe import runtime_probe
+from layerscope.archive.layers import scan_layer
+from layerscope.catalogers import wanted
 from layerscope.cli import main
 from layerscope.model import ImageReport
 from layerscope.sources import SourceOptions, open_image
+from layerscope.sources.docker_archive import scan_saved_stream
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = "/usr/local/lib/python3.12/site-packages"
@@ -263,3 +268,37 @@ def test_sample_pair_does_not_fire(name: str) -> None:
         report = inspect_image(opened).report
     assert report.runtime is not None and report.runtime.missing == []
     assert finding_ids(report) == set()
+
+
+class _OneWay(io.RawIOBase):
+    """A stream that cannot seek and hands out uneven chunks, like the engine's export."""
+
+    def __init__(self, data: bytes) -> None:
+        self._inner = io.BytesIO(data)
+        self._turn = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        self._turn += 1
+        limit = 7_777 if self._turn % 2 else 100_003
+        return self._inner.read(limit if n is None or n < 0 else min(n, limit))
+
+
+def test_a_stream_read_once_probes_what_random_access_probes(tmp_path: Path, built: tuple[bytes, bytes]) -> None:
+    lib, user = built
+    layers: list[list[Entry]] = [
+        [("file", "/usr/lib/libfoo.so.1", lib), ("file", "/etc/ld.so.conf", b"include /etc/ld.so.conf.d/*.conf\n")],
+        [("file", "/opt/app/user.so", user), ("file", "/opt/app/readme.so.txt", b"x" * 100)],
+    ]
+    data = image(layers)
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(data)
+    _, _, streamed = scan_saved_stream(_OneWay(data), "stream", SourceOptions(), wanted, runtime_probe)  # type: ignore[arg-type]
+    with open_image(f"docker-archive:{archive}", SourceOptions()) as opened:
+        seeked = [scan_layer(blob, wanted, runtime_probe) for blob in opened.layers]
+    assert [s.probes for s in streamed] == [s.probes for s in seeked]
+    assert streamed[0].probes["/usr/lib/libfoo.so.1"].soname == "libfoo.so.1"  # type: ignore[attr-defined]
+    assert streamed[1].probes["/opt/app/user.so"].needed == ("libfoo.so.1",)  # type: ignore[attr-defined]
+    assert set(streamed[1].probes) == {"/opt/app/user.so"}  # readme.so.txt is looked at: not ELF, nothing kept
