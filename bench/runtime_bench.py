@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import io
 import json
 import os
 import statistics
@@ -59,13 +60,20 @@ def build(out: Path, roots: list[str]) -> list[Path]:
     for compress in (False, True):
         target = out / ("image-gzip.tar" if compress else "image-plain.tar")
         if not target.exists():
-            _archive(target, layers, compress)
+            partial = target.with_suffix(".partial")
+            _archive(partial, layers, compress)
+            partial.rename(target)
         archives.append(target)
     return archives
 
 
+def _digest(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def _archive(target: Path, layers: list[Path], compress: bool) -> None:
-    ids = ["sha256:" + hashlib.file_digest(open(p, "rb"), "sha256").hexdigest() for p in layers]
+    ids = ["sha256:" + _digest(p) for p in layers]
     config = {
         "architecture": "amd64",
         "os": "linux",
@@ -80,9 +88,11 @@ def _archive(target: Path, layers: list[Path], compress: bool) -> None:
             if compress:
                 packed = layer.with_suffix(".tar.gz")
                 if not packed.exists():
-                    with open(layer, "rb") as src, gzip.open(packed, "wb", compresslevel=1) as dst:
+                    partial = packed.with_suffix(".partial")
+                    with open(layer, "rb") as src, gzip.open(partial, "wb", compresslevel=1) as dst:
                         while chunk := src.read(1 << 20):
                             dst.write(chunk)
+                    partial.rename(packed)
                 tar.add(packed, arcname=name)
             else:
                 tar.add(layer, arcname=name)
@@ -93,8 +103,6 @@ def _archive(target: Path, layers: list[Path], compress: bool) -> None:
         ):
             info = tarfile.TarInfo(member)
             info.size = len(data)
-            import io
-
             tar.addfile(info, io.BytesIO(data))
 
 

@@ -100,3 +100,13 @@ def test_deleting_the_system_geos_breaks_nothing_a_wheel_needs(tmp_path: Path) -
     report = report_of(target)
     assert report.runtime is not None
     assert report.runtime.missing == []
+
+
+def test_streamed_gzip_layers_give_the_same_runtime_facts(after: ImageReport) -> None:
+    """The OCI twin stores the same layers gzip-compressed: read forward only, the facts must not change."""
+    twin = OUT / "after-oci-gzip.tar"
+    if not twin.exists():
+        pytest.skip("no gzip OCI twin of the after image")
+    with open_image(f"oci-archive:{twin}", SourceOptions()) as opened:
+        streamed = inspect_image(opened).report
+    assert streamed.runtime == after.runtime

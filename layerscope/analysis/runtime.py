@@ -350,6 +350,13 @@ def _glibc(attribution: Attribution, image: _Image) -> str | None:
     return max(versions, key=_version_key) if versions else None
 
 
+def _has_glibc(image: _Image) -> bool:
+    """A libc.so.6 or a glibc program interpreter (ld-linux*.so.*) in the image."""
+    return any(
+        info.soname == "libc.so.6" or path.rsplit("/", 1)[-1].startswith("ld-linux") for path, info in image.elf.items()
+    )
+
+
 def _version_key(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", text))
 
@@ -370,10 +377,8 @@ def check_runtime(
     image = _Image(fs, probes, config)
     facts = RuntimeFacts(checked_files=len(image.elf) + len(image.unreadable))
     facts.unreadable = sorted(image.unreadable.items())
-    facts.libc = "musl" if image.musl else ("glibc" if image.elf or python_version else None)
     facts.glibc = None if image.musl else _glibc(attribution, image)
-    if facts.glibc and facts.libc is None:
-        facts.libc = "glibc"
+    facts.libc = "musl" if image.musl else ("glibc" if facts.glibc or _has_glibc(image) else None)
     interpreter_path, facts.interpreter = _interpreter(image, python_version)
     facts.interpreter_path = interpreter_path
     python_path = [normalize(p) + "/" for p in image.env.get("PYTHONPATH", "").split(":") if p.startswith("/")]
