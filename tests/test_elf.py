@@ -149,3 +149,29 @@ def _seed_object(factory: pytest.TempPathFactory) -> bytes:
         lib = compile_shared(folder, "libfoo.so", LIB_SOURCE, "libfoo.so.1")
         _SEED.append(compile_shared(folder, "user.so", USER_SOURCE, "u.so", (lib,), "-Wl,-rpath,$ORIGIN").read_bytes())
     return _SEED[0]
+
+
+def test_streamed_member_keeps_the_head_and_refuses_what_it_dropped() -> None:
+    from layerscope.archive import probe
+
+    size = probe.HEAD_KEEP + 5 * 1000
+    data = bytes(i % 251 for i in range(size))
+    member = StreamedMember(Trickle(data).read, size)
+    far = probe.HEAD_KEEP + 3000
+    assert member.read_at(far, 10) == data[far : far + 10]
+    assert member.read_at(100, 10) == data[100:110]  # inside the kept head
+    assert member.read_at(far + 2, 4) == data[far + 2 : far + 6]  # inside the last window
+    with pytest.raises(ProbeLimit):
+        member.read_at(probe.HEAD_KEEP + 10, 4)  # passed, not kept
+    assert member.read_at(size - 2, 100) == data[-2:]  # clipped at the end of the member
+    assert member.read_at(size + 10, 4) == b""
+
+
+def test_seekable_member_budget() -> None:
+    from layerscope.archive import probe
+
+    data = bytes(probe.READ_BUDGET + 10)
+    member = SeekableMember(io.BytesIO(data), len(data))  # type: ignore[arg-type]
+    assert len(member.read_at(0, probe.READ_BUDGET)) == probe.READ_BUDGET
+    with pytest.raises(ProbeLimit):
+        member.read_at(0, 1)
