@@ -9,6 +9,7 @@ against the file size and fixed caps before use; a bad file ends in ElfError, ne
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable
 from typing import NamedTuple
@@ -85,10 +86,15 @@ def _layout(ident: bytes) -> _Layout:
 
 
 def _unpack(layout: _Layout, fmt: str, data: bytes, offset: int = 0) -> tuple[int, ...]:
-    spec = ("<" if layout.little else ">") + fmt
-    if offset + struct.calcsize(spec) > len(data):
+    shape = _struct(layout.little, fmt)
+    if offset + shape.size > len(data):
         raise ElfError("truncated ELF structure")
-    return struct.unpack_from(spec, data, offset)
+    return shape.unpack_from(data, offset)
+
+
+@functools.cache
+def _struct(little: bool, fmt: str) -> struct.Struct:
+    return struct.Struct(("<" if little else ">") + fmt)
 
 
 Segment = tuple[int, int, int, int]  # p_type, p_offset, p_vaddr, p_filesz
@@ -179,10 +185,10 @@ def _dynamic_entries(read_at: ReadAt, size: int, layout: _Layout, dynamic: tuple
     if offset + length > size:
         raise ElfError("PT_DYNAMIC runs past the end of the file")
     data = read_at(offset, length)
-    entsize, fmt = (16, "qQ") if layout.wide else (8, "iI")
+    shape = _struct(layout.little, "qQ" if layout.wide else "iI")
+    usable = len(data) - len(data) % shape.size
     entries = []
-    for start in range(0, len(data) - entsize + 1, entsize):
-        tag, value = _unpack(layout, fmt, data, start)
+    for tag, value in shape.iter_unpack(data[:usable]):  # one C call for the whole table
         if tag == DT_NULL:
             break
         entries.append((tag, value))

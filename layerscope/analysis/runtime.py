@@ -28,6 +28,7 @@ from layerscope.analysis.attribution import Attribution, FinalFS
 from layerscope.analysis.runtime_probe import Text, Unreadable, is_loader_config, may_be_elf
 from layerscope.archive.tarstream import Kind, normalize
 from layerscope.catalogers import CATALOGERS
+from layerscope.catalogers.python import PythonCataloger
 from layerscope.elf import ET_DYN, ElfInfo
 from layerscope.model import MissingLibrary, ProvidedLibrary, RuntimeMismatch, RuntimeReport
 
@@ -99,20 +100,15 @@ class _Image:
 
     def __init__(self, fs: FinalFS, probes: list[dict[str, object]], config: Mapping[str, Any]) -> None:
         self.fs = fs
-        self._probes = probes
         self.elf: dict[str, ElfInfo] = {}
         self.unreadable: dict[str, str] = {}
         self.texts: dict[str, bytes] = {}
-        for path, node in fs.index.items():
-            if node.kind != Kind.FILE:
-                continue
-            found = probes[node.layer].get(path) if 0 <= node.layer < len(probes) else None
-            if isinstance(found, ElfInfo):
-                self.elf[path] = found
-            elif isinstance(found, Unreadable):
-                self.unreadable[path] = found.reason
-            elif isinstance(found, Text):
-                self.texts[path] = found.data
+        # A probe result counts only when its layer's copy is the one visible in the final filesystem.
+        for layer, results in enumerate(probes):
+            for path, found in results.items():
+                node = fs.index.get(path)
+                if node is not None and node.kind == Kind.FILE and node.layer == layer:
+                    self._keep(path, found)
         self.env = config_env(config)
         arch = ARCHITECTURES.get(str(config.get("architecture")))
         self.machine = arch[0] if arch else None
@@ -123,6 +119,14 @@ class _Image:
         self.conf_dirs = self._conf_dirs()
         self.default_dirs = self._default_dirs()
         self._by_soname = self._soname_index([*self.conf_dirs, *self.default_dirs])
+
+    def _keep(self, path: str, found: object) -> None:
+        if isinstance(found, ElfInfo):
+            self.elf[path] = found
+        elif isinstance(found, Unreadable):
+            self.unreadable[path] = found.reason
+        elif isinstance(found, Text):
+            self.texts[path] = found.data
 
     def _lib_names(self) -> Iterable[str]:
         for folder in ("/lib", "/usr/lib"):
@@ -490,10 +494,12 @@ def _wheel_mismatches(image: _Image, facts: RuntimeFacts, python_path: list[str]
 
 
 def _providers(fs: FinalFS, names: set[str]) -> dict[str, str]:
-    """For each missing library, a package whose database entry lists a file by that name (its files
-    were deleted, or the entry survived the package): read again only when something is missing."""
+    """For each missing library, an OS package whose database entry lists a file by that name (its
+    files were deleted, or the entry survived the package): read again only when something is missing."""
     providers: dict[str, str] = {}
     for cataloger in CATALOGERS:
+        if isinstance(cataloger, PythonCataloger):
+            continue  # a wheel's libraries are found through its RPATH, never by name
         for package in cataloger.catalog(fs, []):
             for listed in package.files:
                 name = listed.rsplit("/", 1)[-1]
