@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -302,3 +304,42 @@ def test_a_stream_read_once_probes_what_random_access_probes(tmp_path: Path, bui
     assert streamed[0].probes["/usr/lib/libfoo.so.1"].soname == "libfoo.so.1"  # type: ignore[attr-defined]
     assert streamed[1].probes["/opt/app/user.so"].needed == ("libfoo.so.1",)  # type: ignore[attr-defined]
     assert set(streamed[1].probes) == {"/opt/app/user.so"}  # readme.so.txt is looked at: not ELF, nothing kept
+
+
+HOST_LIBC = Path("/lib/x86_64-linux-gnu/libc.so.6")
+HOST_LOADER = Path("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+
+
+@pytest.mark.skipif(not (HOST_LIBC.exists() and HOST_LOADER.exists()), reason="needs this machine's x86-64 glibc")
+def test_an_executable_with_its_interpreter_and_the_c_library(tmp_path: Path) -> None:
+    """A real program linked against libfoo and the C library: its PT_INTERP must exist too, and the
+    glibc version comes from libc.so.6 itself when no package database says."""
+    lib = compile_shared(tmp_path, "libfoo.so", LIB_SOURCE, "libfoo.so.1")
+    source = tmp_path / "main.c"
+    source.write_text("extern int foo(void);\nint main(void) { return foo() == 42 ? 0 : 1; }\n")
+    program = tmp_path / "main"
+    subprocess.run(["cc", "-o", str(program), str(source), str(lib)], check=True, capture_output=True)
+    system: list[Entry] = [
+        ("file", "/usr/lib/x86_64-linux-gnu/libc.so.6", HOST_LIBC.resolve().read_bytes()),
+        ("file", "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", HOST_LOADER.resolve().read_bytes()),
+        ("symlink", "/lib", "usr/lib"),
+        ("symlink", "/lib64", "usr/lib64"),
+        ("symlink", "/usr/lib64/ld-linux-x86-64.so.2", "../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
+    ]
+    app: list[Entry] = [("file", "/usr/local/bin/app", program.read_bytes())]
+    broken = inspect(tmp_path, [system, app])
+    assert missing(broken) == {"libfoo.so.1": ["/usr/local/bin/app"]}
+    assert broken.runtime is not None
+    assert f"glibc {broken.runtime.glibc}" == os.confstr("CS_GNU_LIBC_VERSION")
+    fixed = inspect(tmp_path, [system, app, [("file", "/usr/local/lib/libfoo.so.1", lib.read_bytes())]])
+    assert missing(fixed) == {"libfoo.so.1": ["/usr/local/bin/app"]}  # /usr/local/lib is no default folder
+    conf: list[Entry] = [
+        ("file", "/etc/ld.so.conf.d/libc.conf", b"/usr/local/lib\n"),
+        ("file", "/etc/ld.so.conf", b"include /etc/ld.so.conf.d/*.conf\n"),
+    ]
+    assert (
+        missing(inspect(tmp_path, [system, app, [("file", "/usr/local/lib/libfoo.so.1", lib.read_bytes())], conf]))
+        == {}
+    )
+    no_loader = inspect(tmp_path, [system, app, [("file", "/usr/lib/x86_64-linux-gnu/.wh.ld-linux-x86-64.so.2", b"")]])
+    assert "/lib64/ld-linux-x86-64.so.2" in missing(no_loader)
