@@ -4,7 +4,8 @@
 Corpus: the archives given on the command line; else an ELF-heavy image assembled from this machine's
 own files (its shared libraries, /usr/bin, a Python installation with its site-packages, /usr/share),
 written once into bench/out/runtime/ as a `docker save` archive with plain layers and one with gzip
-layers. Each variant runs `--repeat` times, alternating, from a warm page cache; the median is shown.
+layers. Each variant runs `--repeat` times, alternating, from a warm page cache; the medians of the wall
+time and of the CPU time (user + system, workers included) are shown.
 
 Usage: python bench/runtime_bench.py [ARCHIVE ...] [--repeat N] [--roots DIR ...]
 """
@@ -17,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -112,14 +114,19 @@ def _warm(path: Path) -> None:
             pass
 
 
-def timed(archive: Path, runtime: bool) -> float:
+def timed(archive: Path, runtime: bool) -> tuple[float, float]:
+    """Wall time, and CPU time (user + system) of layerscope and its workers: on a shared machine the
+    wall time depends on what else runs, the CPU time much less."""
     command = [sys.executable, "-m", "layerscope", "inspect", str(archive), "--format", "json", "-q"]
     if not runtime:
         command.append("--no-runtime-check")
     _warm(archive)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> int:
@@ -129,15 +136,19 @@ def main() -> int:
     parser.add_argument("--roots", nargs="*", default=DEFAULT_ROOTS)
     args = parser.parse_args()
     archives = args.archives or build(OUT, args.roots)
-    print(f"{'archive':<40} {'size':>9} {'without':>9} {'with':>9} {'added':>7}")
+    head = f"{'archive':<28} {'size':>8}  {'wall without':>12} {'with':>7} {'added':>6}"
+    print(head + f"  {'CPU without':>11} {'with':>7} {'added':>6}")
     for archive in archives:
         without, with_check = [], []
         for _ in range(args.repeat):
             without.append(timed(archive, False))
             with_check.append(timed(archive, True))
-        a, b = statistics.median(without), statistics.median(with_check)
+        wall_a, wall_b = (statistics.median(t[0] for t in runs) for runs in (without, with_check))
+        cpu_a, cpu_b = (statistics.median(t[1] for t in runs) for runs in (without, with_check))
         size = archive.stat().st_size / 1e9
-        print(f"{archive.name:<40} {size:>7.2f}GB {a:>8.2f}s {b:>8.2f}s {100 * (b - a) / a:>6.1f}%")
+        wall = f"{wall_a:>11.2f}s {wall_b:>6.2f}s {100 * (wall_b - wall_a) / wall_a:>5.1f}%"
+        cpu = f"{cpu_a:>10.2f}s {cpu_b:>6.2f}s {100 * (cpu_b - cpu_a) / cpu_a:>5.1f}%"
+        print(f"{archive.name:<28} {size:>6.2f}GB  {wall}  {cpu}")
     return 0
 
 
