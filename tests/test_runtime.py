@@ -80,7 +80,9 @@ def test_need_missing_fires(tmp_path: Path, built: tuple[bytes, bytes], compress
     finding = next(f for f in report.findings if f.id == "missing-shared-library")
     assert finding.severity == "high"
     assert finding.bytes == len(user)
-    assert "libfoo.so.1 needed by /opt/app/user.so" in finding.evidence[0]
+    assert [(e.kind, e.path, e.name, e.bytes, e.layer) for e in finding.evidence] == [
+        ("file", "/opt/app/user.so", "libfoo.so.1", len(user), 0)
+    ]
 
 
 def test_a_later_layer_deleting_the_library_breaks_it(tmp_path: Path, built: tuple[bytes, bytes]) -> None:
@@ -234,11 +236,11 @@ def test_diff_names_the_lost_library_and_its_package(tmp_path: Path, built: tupl
     new = inspect(tmp_path, [*base, [("file", f"{system}/.wh.libfoo.so.1", b"")]])
     assert missing(old) == {}
     assert new.runtime is not None
-    assert [(m.library, m.package) for m in new.runtime.missing] == [("libfoo.so.1", "deb libfoo1")]
+    assert [(m.library, m.package_type, m.package) for m in new.runtime.missing] == [("libfoo.so.1", "deb", "libfoo1")]
     diff = build_diff(old, new)
     assert diff.runtime is not None
-    assert [(m.library, m.needed_by, m.old_path, m.old_package) for m in diff.runtime.missing] == [
-        ("libfoo.so.1", ["/opt/app/user.so"], f"{system}/libfoo.so.1", "deb libfoo1")
+    assert [(m.library, m.needed_by, m.old_path, m.old_package_type, m.old_package) for m in diff.runtime.missing] == [
+        ("libfoo.so.1", ["/opt/app/user.so"], f"{system}/libfoo.so.1", "deb", "libfoo1")
     ]
 
 
@@ -251,7 +253,7 @@ def test_no_runtime_check_skips_reading_and_the_gate_rule(
     config = tmp_path / "layerscope.toml"
     config.write_text("[runtime]\nmissing-libraries = 0\n")
     assert main(["check", str(archive), "--config", str(config), "-q"]) == 1
-    assert "libfoo.so.1 (needed by /opt/app/user.so)" in capsys.readouterr().out
+    assert "1 missing shared libraries > 0: libfoo.so.1" in capsys.readouterr().out
     assert main(["check", str(archive), "--config", str(config), "-q", "--no-runtime-check"]) == 0
     assert "skipped" in capsys.readouterr().out
     with open_image(f"docker-archive:{archive}", SourceOptions()) as opened:

@@ -86,9 +86,9 @@ def test_broken_variant_fires_and_diff_names_the_packages(after: ImageReport, tm
     assert "missing-shared-library" in {f.id for f in broken.findings}
     diff = build_diff(after, broken)
     assert diff.runtime is not None
-    lost = {m.library: (m.old_path, m.old_package) for m in diff.runtime.missing}
-    assert lost[bundled.library] == (bundled.path, bundled.package)
-    assert lost["libexpat.so.1"] == (expat.path, "deb libexpat1")
+    lost = {m.library: (m.old_path, m.old_package_type, m.old_package) for m in diff.runtime.missing}
+    assert lost[bundled.library] == (bundled.path, "python", bundled.package)
+    assert lost["libexpat.so.1"] == (expat.path, "deb", "libexpat1")
 
 
 def test_deleting_the_system_geos_breaks_nothing_a_wheel_needs(tmp_path: Path) -> None:

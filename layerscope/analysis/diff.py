@@ -204,6 +204,7 @@ def _runtime(old: ImageReport, new: ImageReport) -> RuntimeDiff | None:
             needed_by=m.needed_by,
             old_path=provided[m.library].path if m.library in provided else None,
             old_package=provided[m.library].package if m.library in provided else None,
+            old_package_type=provided[m.library].package_type if m.library in provided else None,
         )
         for m in new.runtime.missing
     ]

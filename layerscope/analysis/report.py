@@ -44,7 +44,7 @@ def image_report(
     facts = None
     if runtime:
         probes = [scan.contents.probes for scan in scans]
-        facts = check_runtime(fs, probes, image.config, attribution, python.version)
+        facts = check_runtime(fs, probes, image.config, attribution, python.version, python.roots)
     findings = evaluate_findings(Context(attribution, python, tree.removed, facts))
     layers = [
         _layer_report(i, image.layers[i].diff_id, scan, change, commands[i])

@@ -30,7 +30,8 @@ from layerscope.archive.tarstream import Kind, normalize
 from layerscope.catalogers import CATALOGERS
 from layerscope.catalogers.python import PythonCataloger
 from layerscope.elf import ET_DYN, ElfInfo
-from layerscope.model import MissingLibrary, ProvidedLibrary, RuntimeMismatch, RuntimeReport
+from layerscope.model import MissingLibrary, ProvidedLibrary, RuntimeMismatch, RuntimeReport, UnreadableFile
+from layerscope.vocab import Libc, Mismatch, PackageType
 
 MAX_OBJECTS = 4096  # objects one root may load: a bound on input-controlled graphs
 MAX_NEEDERS = 20  # paths listed per unresolved library
@@ -64,11 +65,14 @@ class Need:
 
 
 @dataclass(frozen=True)
-class Mismatch:
+class Misfit:
     path: str
-    what: str  # interpreter | architecture | libc | glibc | platform
+    what: Mismatch
     found: str
     expected: str
+
+
+Owner = tuple[PackageType, str]  # a package's type and name
 
 
 @dataclass
@@ -77,12 +81,12 @@ class RuntimeFacts:
     interpreter: str | None = None  # X.Y of the image's python3
     interpreter_path: str | None = None
     glibc: str | None = None
-    libc: str | None = None  # glibc | musl | None
+    libc: Libc | None = None
     unresolved: list[Need] = field(default_factory=list)
-    providers: dict[str, str] = field(default_factory=dict)  # unresolved library -> package that lists it
-    libraries: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # name -> (path, package)
-    extension_mismatches: list[Mismatch] = field(default_factory=list)
-    wheel_mismatches: list[Mismatch] = field(default_factory=list)
+    providers: dict[str, Owner] = field(default_factory=dict)  # missing library -> a package listing it
+    libraries: dict[str, tuple[str, Owner | None]] = field(default_factory=dict)  # name -> (path, owner)
+    extension_mismatches: list[Misfit] = field(default_factory=list)
+    wheel_mismatches: list[Misfit] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)  # size of each needer with a problem
 
@@ -365,10 +369,10 @@ def _version_key(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", text))
 
 
-def _package_label(attribution: Attribution, path: str) -> str | None:
+def _owner(attribution: Attribution, path: str) -> Owner | None:
     facts = attribution.files.get(path)
     owner = (facts.os_owner or facts.py_owner) if facts else None
-    return f"{owner.type} {owner.name}" if owner else None
+    return (PackageType(owner.type), owner.name) if owner else None
 
 
 def check_runtime(
@@ -377,21 +381,22 @@ def check_runtime(
     config: Mapping[str, Any],
     attribution: Attribution,
     python_version: str | None,
+    import_roots: Iterable[str] = (),
 ) -> RuntimeFacts:
+    """`import_roots`: the folders the interpreter imports from (pythonenv's), PYTHONPATH included."""
     image = _Image(fs, probes, config)
     facts = RuntimeFacts(checked_files=len(image.elf) + len(image.unreadable))
     facts.unreadable = sorted(image.unreadable.items())
     facts.glibc = None if image.musl else _glibc(attribution, image)
-    facts.libc = "musl" if image.musl else ("glibc" if facts.glibc or _has_glibc(image) else None)
+    facts.libc = Libc.MUSL if image.musl else (Libc.GLIBC if facts.glibc or _has_glibc(image) else None)
     interpreter_path, facts.interpreter = _interpreter(image, python_version)
     facts.interpreter_path = interpreter_path
-    python_path = [normalize(p) + "/" for p in image.env.get("PYTHONPATH", "").split(":") if p.startswith("/")]
+    pythonpath = (normalize(p) for p in image.env.get("PYTHONPATH", "").split(":") if p.startswith("/"))
+    python_path = sorted({root.rstrip("/") + "/" for root in (*import_roots, *pythonpath)})
     loader = _Loader(image)
     _load_everything(image, loader, interpreter_path, python_path)
     facts.unresolved = sorted(loader.failures, key=lambda n: (n.library, n.needed_by))
-    facts.libraries = {
-        name: (path, _package_label(attribution, path)) for name, path in sorted(loader.resolved.items())
-    }
+    facts.libraries = {name: (path, _owner(attribution, path)) for name, path in sorted(loader.resolved.items())}
     facts.extension_mismatches = _extension_mismatches(image, facts, python_path)
     facts.wheel_mismatches = _wheel_mismatches(image, facts, python_path)
     facts.sizes = {
@@ -419,7 +424,7 @@ def _load_everything(image: _Image, loader: _Loader, interpreter: str | None, py
             loader.load(path)
 
 
-def _extension_mismatches(image: _Image, facts: RuntimeFacts, python_path: list[str]) -> list[Mismatch]:
+def _extension_mismatches(image: _Image, facts: RuntimeFacts, python_path: list[str]) -> list[Misfit]:
     system_python = image.file("/usr/bin/python3")
     system_version = re.search(r"python(\d\.\d+)$", system_python or "")
     out = []
@@ -427,7 +432,8 @@ def _extension_mismatches(image: _Image, facts: RuntimeFacts, python_path: list[
         if not _is_extension(path, info, python_path):
             continue
         if image.machine is not None and info.machine != image.machine:
-            out.append(Mismatch(path, "architecture", f"ELF machine {info.machine}", f"ELF machine {image.machine}"))
+            machines = f"ELF machine {info.machine}", f"ELF machine {image.machine}"
+            out.append(Misfit(path, Mismatch.ARCHITECTURE, *machines))
             continue
         tag = _EXT_TAG.search(path)
         if tag is None:
@@ -438,11 +444,11 @@ def _extension_mismatches(image: _Image, facts: RuntimeFacts, python_path: list[
             debian = "/python3/dist-packages/" in path and system_version
             expected = system_version.group(1) if debian and system_version else facts.interpreter
         if expected is not None and version != expected:
-            out.append(Mismatch(path, "interpreter", f"CPython {version}", f"CPython {expected}"))
+            out.append(Misfit(path, Mismatch.INTERPRETER, f"CPython {version}", f"CPython {expected}"))
         elif _EXT_TAG_ARCH.get(tag.group(3), image.machine) != image.machine:
-            out.append(Mismatch(path, "architecture", tag.group(3), image.wheel_arch or "?"))
-        elif facts.libc is not None and ("musl" if tag.group(4).startswith("musl") else "glibc") != facts.libc:
-            out.append(Mismatch(path, "libc", tag.group(4), facts.libc))
+            out.append(Misfit(path, Mismatch.ARCHITECTURE, tag.group(3), image.wheel_arch or "?"))
+        elif facts.libc is not None and (Libc.MUSL if tag.group(4).startswith("musl") else Libc.GLIBC) != facts.libc:
+            out.append(Misfit(path, Mismatch.LIBC, tag.group(4), facts.libc.value))
     return out
 
 
@@ -457,28 +463,28 @@ def _wheel_tags(data: bytes) -> tuple[list[str], bool]:
     return [p for tag in tags for p in tag.split(".")], pure
 
 
-def _platform_problem(platform: str, facts: RuntimeFacts, arch: str | None) -> Mismatch | None:
+def _platform_problem(platform: str, facts: RuntimeFacts, arch: str | None) -> Misfit | None:
     """Why a wheel built for `platform` would not work here (None: it would)."""
     if platform == "any":
         return None
     m = _PLATFORM.fullmatch(platform)
     if m is None:
-        return Mismatch("", "platform", platform, f"linux_{arch or '?'}")
+        return Misfit("", Mismatch.PLATFORM, platform, f"linux_{arch or '?'}")
     family, wheel_arch = m.group(1), m.group(4)
     if arch is not None and wheel_arch != arch:
-        return Mismatch("", "architecture", platform, f"{arch} wheels")
-    if family.startswith("musllinux") and facts.libc == "glibc":
-        return Mismatch("", "libc", platform, f"glibc {facts.glibc or ''}".strip())
+        return Misfit("", Mismatch.ARCHITECTURE, platform, f"{arch} wheels")
+    if family.startswith("musllinux") and facts.libc == Libc.GLIBC:
+        return Misfit("", Mismatch.LIBC, platform, f"glibc {facts.glibc or ''}".strip())
     if family.startswith("manylinux"):
-        if facts.libc == "musl":
-            return Mismatch("", "libc", platform, "musl")
+        if facts.libc == Libc.MUSL:
+            return Misfit("", Mismatch.LIBC, platform, "musl")
         need = (int(m.group(2)), int(m.group(3))) if m.group(2) else _MANYLINUX_LEGACY[family]
         if facts.glibc is not None and _version_key(facts.glibc)[:2] < need:
-            return Mismatch("", "glibc", f"{platform} (glibc {need[0]}.{need[1]})", f"glibc {facts.glibc}")
+            return Misfit("", Mismatch.GLIBC, f"{platform} (glibc {need[0]}.{need[1]})", f"glibc {facts.glibc}")
     return None
 
 
-def _wheel_mismatches(image: _Image, facts: RuntimeFacts, python_path: list[str]) -> list[Mismatch]:
+def _wheel_mismatches(image: _Image, facts: RuntimeFacts, python_path: list[str]) -> list[Misfit]:
     out = []
     for path, data in sorted(image.texts.items()):
         if not path.endswith(".dist-info/WHEEL") or not _on_python_path(path, python_path):
@@ -489,14 +495,14 @@ def _wheel_mismatches(image: _Image, facts: RuntimeFacts, python_path: list[str]
         problems = [_platform_problem(p, facts, image.wheel_arch) for p in platforms]
         if all(problem is not None for problem in problems):
             first = next(p for p in problems if p is not None)
-            out.append(Mismatch(posixpath.dirname(path), first.what, first.found, first.expected))
+            out.append(Misfit(posixpath.dirname(path), first.what, first.found, first.expected))
     return out
 
 
-def _providers(fs: FinalFS, names: set[str]) -> dict[str, str]:
+def _providers(fs: FinalFS, names: set[str]) -> dict[str, Owner]:
     """For each missing library, an OS package whose database entry lists a file by that name (its
     files were deleted, or the entry survived the package): read again only when something is missing."""
-    providers: dict[str, str] = {}
+    providers: dict[str, Owner] = {}
     for cataloger in CATALOGERS:
         if isinstance(cataloger, PythonCataloger):
             continue  # a wheel's libraries are found through its RPATH, never by name
@@ -504,7 +510,7 @@ def _providers(fs: FinalFS, names: set[str]) -> dict[str, str]:
             for listed in package.files:
                 name = listed.rsplit("/", 1)[-1]
                 if name in names and name not in providers:
-                    providers[name] = f"{package.type} {package.name}"
+                    providers[name] = (PackageType(package.type), package.name)
     return providers
 
 
@@ -512,23 +518,34 @@ def runtime_report(facts: RuntimeFacts) -> RuntimeReport:
     needers: dict[str, list[str]] = {}
     for need in facts.unresolved:
         needers.setdefault(need.library, []).append(need.needed_by)
+    missing = []
+    for name, paths in needers.items():
+        provider = facts.providers.get(name)
+        missing.append(
+            MissingLibrary(
+                library=name,
+                needed_by=sorted(paths),
+                package=provider[1] if provider else None,
+                package_type=provider[0] if provider else None,
+            )
+        )
     return RuntimeReport(
         checked_files=facts.checked_files,
         interpreter=facts.interpreter,
         glibc=facts.glibc,
         libc=facts.libc,
-        missing=[
-            MissingLibrary(
-                library=name, needed_by=paths[:MAX_NEEDERS], needers=len(paths), package=facts.providers.get(name)
+        missing=missing,
+        libraries=[
+            ProvidedLibrary(
+                library=name, path=path, package=owner[1] if owner else None, package_type=owner[0] if owner else None
             )
-            for name, paths in needers.items()
+            for name, (path, owner) in facts.libraries.items()
         ],
-        libraries=[ProvidedLibrary(library=n, path=p, package=pkg) for n, (p, pkg) in facts.libraries.items()],
         extension_mismatches=[_mismatch(m) for m in facts.extension_mismatches],
         wheel_mismatches=[_mismatch(m) for m in facts.wheel_mismatches],
-        unreadable=[f"{path}: {reason}" for path, reason in facts.unreadable],
+        unreadable=[UnreadableFile(path=path, reason=reason) for path, reason in facts.unreadable],
     )
 
 
-def _mismatch(m: Mismatch) -> RuntimeMismatch:
+def _mismatch(m: Misfit) -> RuntimeMismatch:
     return RuntimeMismatch(path=m.path, what=m.what, found=m.found, expected=m.expected)

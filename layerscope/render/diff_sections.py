@@ -187,7 +187,8 @@ def runtime(report: DiffReport) -> list[Section]:
     rows = []
     for lost in rt.missing:
         more = f" and {len(lost.needed_by) - 1} more" if len(lost.needed_by) > 1 else ""
-        where = f"provided in OLD by {lost.old_package or 'no package'} ({lost.old_path})" if lost.old_path else ""
+        package = f"{lost.old_package_type} {lost.old_package}" if lost.old_package else "no package"
+        where = f"provided in OLD by {package} ({lost.old_path})" if lost.old_path else ""
         rows.append((lost.library, (lost.needed_by[0] if lost.needed_by else "") + more, where or "missing in OLD too"))
     return [Section("Missing shared libraries in NEW", ["library", "needed by", "OLD"], rows, [])]
 
