@@ -7,6 +7,7 @@ import io
 import itertools
 import os
 import subprocess
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -24,12 +25,12 @@ from runtime_images import (
 from layerscope.analysis.diff import build_diff
 from layerscope.analysis.inspect import inspect_image
 from layerscope.analysis.runtime_probe import runtime_probe
-from layerscope.archive.layers import scan_layer
+from layerscope.archive.probe import Probing
 from layerscope.catalogers import wanted
 from layerscope.cli import main
 from layerscope.model import ImageReport
 from layerscope.sources import SourceOptions, open_image
-from layerscope.sources.docker_archive import scan_saved_stream
+from layerscope.sources.docker_archive import SavedStreamImage
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = "/usr/local/lib/python3.12/site-packages"
@@ -299,13 +300,16 @@ def test_a_stream_read_once_probes_what_random_access_probes(tmp_path: Path, bui
     data = image(layers)
     archive = tmp_path / "image.tar"
     archive.write_bytes(data)
-    _, _, streamed = scan_saved_stream(_OneWay(data), "stream", SourceOptions(), wanted, runtime_probe)  # type: ignore[arg-type]
-    with open_image(f"docker-archive:{archive}", SourceOptions()) as opened:
-        seeked = [scan_layer(blob, wanted, runtime_probe) for blob in opened.layers]
-    assert [s.probes for s in streamed] == [s.probes for s in seeked]
-    assert streamed[0].probes["/usr/lib/libfoo.so.1"].soname == "libfoo.so.1"  # type: ignore[attr-defined]
-    assert streamed[1].probes["/opt/app/user.so"].needed == ("libfoo.so.1",)  # type: ignore[attr-defined]
-    assert set(streamed[1].probes) == {"/opt/app/user.so"}  # readme.so.txt is looked at: not ELF, nothing kept
+    probing = Probing(wanted, runtime_probe)
+    stream = SavedStreamImage("stream", "docker-archive", lambda: _OneWay(data), SourceOptions())  # type: ignore[arg-type, return-value]
+    with closing(stream.scan(probing)) as scans:
+        streamed = [scan.contents.probes for scan in scans]
+    with open_image(f"docker-archive:{archive}", SourceOptions()) as opened, closing(opened.scan(probing)) as scans:
+        seeked = [scan.contents.probes for scan in scans]
+    assert streamed == seeked
+    assert streamed[0]["/usr/lib/libfoo.so.1"].soname == "libfoo.so.1"  # type: ignore[attr-defined]
+    assert streamed[1]["/opt/app/user.so"].needed == ("libfoo.so.1",)  # type: ignore[attr-defined]
+    assert set(streamed[1]) == {"/opt/app/user.so"}  # readme.so.txt is looked at: not ELF, nothing kept
 
 
 HOST_LIBC = Path("/lib/x86_64-linux-gnu/libc.so.6")
