@@ -42,20 +42,21 @@ def is_loader_config(path: str) -> bool:
 
 def may_be_elf(path: str) -> bool:
     """Shared libraries and extension modules by name (`.so`, `.so.1.2`); executables by folder."""
-    slash = path.rfind("/")
-    name = path[slash + 1 :]
-    if ".so" in name and (name.endswith(".so") or ".so." in name):
-        return True
-    folder = path[:slash]
+    if ".so" in path:
+        name = path[path.rfind("/") + 1 :]
+        if name.endswith(".so") or ".so." in name:
+            return True
+    folder = path[: path.rfind("/")]
     return folder.endswith(_ELF_FOLDERS) or "/libexec" in folder
 
 
 def runtime_probe(path: str, size: int) -> MemberProbe | None:
-    """The probe selector of the runtime check (called for every regular file of every layer)."""
+    """The probe selector of the runtime check (called for every regular file of every layer: the
+    cheap tests come first)."""
     if size >= HEADER_MIN and may_be_elf(path):
         return probe_elf
     if path.startswith("/etc/ld") and is_loader_config(path):
         return probe_text
-    if path.endswith(".dist-info/WHEEL"):
+    if path.endswith("/WHEEL") and path.endswith(".dist-info/WHEEL"):
         return probe_text
     return None

@@ -118,7 +118,9 @@ def read_entries(stream: BinaryIO, what: str, seekable: bool, capture: Capture) 
     looks into the members its probe picks; what it makes of them goes into `contents.probes`."""
     contents = Captures()
     kept = 0
-    probe = capture.probe if isinstance(capture, Probing) else None
+    probe = None
+    if isinstance(capture, Probing):  # unwrapped: the capture is called for every file
+        probe, capture = capture.probe, capture.capture
     entries: list[Entry] = []
     reader = TarReader(stream, what, seekable=seekable, plain=True)
     append = entries.append
