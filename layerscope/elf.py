@@ -28,7 +28,8 @@ MAX_DYNAMIC = 64 << 10  # bytes of PT_DYNAMIC read (a few hundred in practice)
 MAX_NEEDED = 512
 MAX_STRING = 4096  # a library name or search path longer than this is not a real one
 MAX_VERDEFS = 128
-STRING_SPAN = 256 << 10  # strings closer together than this are read at once
+STRING_SPAN = 16 << 10  # strings closer together than this are read at once
+STRING_GUESS = 256  # a library name or search path is usually shorter than this
 
 ReadAt = Callable[[int, int], bytes]
 
@@ -217,7 +218,15 @@ def _strings(read_at: ReadAt, strtab: int, strsz: int, offsets: list[int]) -> di
     if end - wanted[0] <= STRING_SPAN:
         span = read_at(strtab + wanted[0], end - wanted[0])
         return {offset: _string_at(span, offset - wanted[0]) for offset in wanted}
-    return {offset: _string_at(read_at(strtab + offset, min(MAX_STRING, strsz - offset)), 0) for offset in wanted}
+    return {offset: _string_from(read_at, strtab + offset, strsz - offset) for offset in wanted}
+
+
+def _string_from(read_at: ReadAt, start: int, room: int) -> str:
+    """One string: a short read first, the longest one allowed only when it is not enough."""
+    data = read_at(start, min(STRING_GUESS, room))
+    if b"\0" not in data and room > len(data):
+        data = read_at(start, min(MAX_STRING, room))
+    return _string_at(data, 0)
 
 
 def _string_at(data: bytes, start: int) -> str:
