@@ -253,7 +253,10 @@ def test_no_arguments_prints_usage() -> None:
     result = run()
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("usage: layerscope")
-    assert result.stderr.splitlines()[-1] == "layerscope: error: no command given; choose one of: inspect, diff, check, tui"
+    assert (
+        result.stderr.splitlines()[-1]
+        == "layerscope: error: no command given; choose one of: inspect, diff, check, tui"
+    )
 
 
 @pytest.mark.parametrize(("typo", "closest"), [("inspct", "inspect"), ("dif", "diff"), ("chekc", "check")])
