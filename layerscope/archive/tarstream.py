@@ -154,8 +154,9 @@ def _decimal(value: bytes) -> int:
     return int(value)
 
 
-def _parse_pax(data: bytes, where: str) -> dict[bytes, bytes]:
-    """The records of a pax header ("LEN KEY=VALUE\n" each) that this reader uses."""
+def _parse_pax(data: bytes) -> dict[bytes, bytes]:
+    """The records of a pax header ("LEN KEY=VALUE\n" each) that this reader uses; ValueError
+    saying what is wrong when the header is not made of such records."""
     records: dict[bytes, bytes] = {}
     pairs: list[bytes] = []
     pos, end = 0, len(data)
@@ -165,10 +166,10 @@ def _parse_pax(data: bytes, where: str) -> dict[bytes, bytes]:
             break  # NUL padding after the last record
         length = _decimal(data[pos:space]) if space > pos else -1
         if length <= space - pos + 1 or pos + length > end or data[pos + length - 1] != 0x0A:
-            raise ArchiveError(f"{where}: corrupt pax record at offset {pos} of the header")
+            raise ValueError(f"corrupt pax record at offset {pos} of the header")
         key, equals, value = data[space + 1 : pos + length - 1].partition(b"=")
         if not equals:
-            raise ArchiveError(f"{where}: corrupt pax record at offset {pos} of the header (no '=')")
+            raise ValueError(f"corrupt pax record at offset {pos} of the header (no '=')")
         if key in _PAX_KEYS:
             records[key] = value
         elif key in _PAX_SPARSE_PAIRS:
@@ -338,14 +339,13 @@ class TarReader:
         return self._read_data_of(size).split(b"\0", 1)[0]
 
     def _pax(self, header: bytes, size: int, into: dict[bytes, bytes]) -> None:
-        label = f"{self._what}: pax header {shown(_header_name(header))} at byte {self._pos - BLOCK}"
         if size > MAX_EXTENDED_BYTES:
-            raise ArchiveError(f"{label} is {size} bytes (more than {MAX_EXTENDED_BYTES})")
-        for key, value in _parse_pax(self._read_data_of(size), label).items():
-            if value:
-                into[key] = value
-            else:
-                into.pop(key, None)  # an empty value deletes the key (POSIX: undoes a global record)
+            raise self._bad(_header_name(header), f"a pax header of {size} bytes (more than {MAX_EXTENDED_BYTES})")
+        try:
+            records = _parse_pax(self._read_data_of(size))
+        except ValueError as exc:
+            raise self._bad(_header_name(header), str(exc)) from None
+        into.update(records)
 
     def _read_data_of(self, size: int) -> bytes:
         data = self._read_exact(size)
@@ -364,7 +364,8 @@ class TarReader:
         global_pax: dict[bytes, bytes],
     ) -> tuple[str, str, int, int]:
         """Name, link target, reported size and stored data size, with extended headers applied."""
-        merged = {**global_pax, **pax}
+        # An empty value means "no such record": a member's own empty record undoes a global one.
+        merged = {key: value for key, value in {**global_pax, **pax}.items() if value}
         raw_name = long_name or merged.get(b"GNU.sparse.name") or merged.get(b"path")
         raw_link = long_link or merged.get(b"linkpath")
         for raw in (raw_name, raw_link):
