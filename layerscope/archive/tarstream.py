@@ -35,7 +35,10 @@ MAX_DEPTH = 512
 MAX_EXTENDED_BYTES = 1 << 20
 # Old GNU sparse members list their map in 512-byte extension blocks; 21 entries each.
 _MAX_SPARSE_BLOCKS = 4096
-_MAX_DIGITS = 19  # sizes up to 10**19 - 1 bytes; anything longer is not a size
+_MAX_DIGITS = 19  # a pax number longer than this is not a size
+# No file is larger (XFS's limit is 8 EiB); larger values would overflow seeks. Octal fields (12
+# digits) cannot exceed it; base-256 and pax sizes are checked against it.
+MAX_SIZE = 1 << 60
 # A ustar name (100 bytes) with its prefix (155) cannot be deeper than this: only longer (extended)
 # names need their depth checked.
 _USTAR_NAME_MAX = 257
@@ -130,7 +133,8 @@ def _number(field: bytes) -> int:
     first byte of 0xff is a negative number, never a valid size: -1 (the caller's error value)."""
     if field[0] != 0x80:
         return -1
-    return int.from_bytes(field[1:], "big")
+    value = int.from_bytes(field[1:], "big")
+    return value if value <= MAX_SIZE else -1
 
 
 def _octal(field: bytes) -> int:
@@ -148,10 +152,11 @@ def _octal(field: bytes) -> int:
 
 
 def _decimal(value: bytes) -> int:
-    """A pax decimal number (a size): ASCII digits only, at most _MAX_DIGITS; -1 otherwise."""
+    """A pax decimal number (a size): ASCII digits only, at most MAX_SIZE; -1 otherwise."""
     if not value.isdigit() or len(value) > _MAX_DIGITS:
         return -1
-    return int(value)
+    number = int(value)
+    return number if number <= MAX_SIZE else -1
 
 
 def _parse_pax(data: bytes) -> dict[bytes, bytes]:
