@@ -126,7 +126,7 @@ def _gzip_reader(raw: BinaryIO) -> BinaryIO:
         # The stdlib reader (platforms without an isal wheel): multi-member streams, trailing zero
         # padding and CRCs, and it inflates a bounded amount per call, so memory stays flat.
         return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
-    return cast(BinaryIO, igzip.IGzipFile(fileobj=raw, mode="rb"))  # type: ignore[no-untyped-call]
+    return _buffered(igzip.IGzipFile(fileobj=raw, mode="rb"))  # type: ignore[no-untyped-call]
 
 
 def _zstd_reader(raw: BinaryIO) -> BinaryIO:
@@ -136,7 +136,17 @@ def _zstd_reader(raw: BinaryIO) -> BinaryIO:
         from compression import zstd
     else:
         from backports import zstd
-    return cast(BinaryIO, zstd.ZstdFile(raw, mode="rb"))
+    return _buffered(zstd.ZstdFile(raw, mode="rb"))
+
+
+# The tar walk reads 512-byte headers: served from a large buffer, each is a C-level copy, and the
+# decoder's Python-level refill runs once per MiB instead of once per 8 KiB (the zstd walk ran at
+# half the speed of python-zstandard's C reader without it, and at its speed with it).
+_READ_BUFFER = 1 << 20
+
+
+def _buffered(reader: io.BufferedIOBase) -> BinaryIO:
+    return cast(BinaryIO, io.BufferedReader(reader, buffer_size=_READ_BUFFER))
 
 
 # After the tar's end-of-archive block the rest of the decompressed stream is read, so that a blob

@@ -420,10 +420,9 @@ class TarReader:
             more = block[504]
         pairs = []
         for area in areas:
-            for at in range(0, len(area), 12):
-                field = area[at : at + 12]
-                if field.strip(b"\0"):
-                    pairs.append(b"%d" % _octal(field))
+            for at in range(0, len(area), 24):  # (offset, length), 12 octal bytes each; unused: NULs
+                if area[at : at + 24].strip(b"\0"):
+                    pairs += [b"%d" % _octal(area[at : at + 12]), b"%d" % _octal(area[at + 12 : at + 24])]
         self._sparse = _Sparse(pairs)
         real = _octal(header[483:495])
         if real < 0:
