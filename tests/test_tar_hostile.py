@@ -305,3 +305,20 @@ def test_sparse_map_entries_past_the_real_size_are_errors() -> None:
 def test_sparse_sizes_that_are_not_sizes_are_errors(records: list[tuple[bytes, bytes]]) -> None:
     data = pax_member(records) + member(b"GNUSparseFile.1/s", b"x") + end()
     assert "invalid pax GNU.sparse." in _error(data)
+
+
+def test_a_sparse_member_without_a_real_size_keeps_its_stored_size() -> None:
+    """Dropping the real-size record must not make the member's bytes disappear from the report."""
+    records = [(b"GNU.sparse.major", b"1"), (b"GNU.sparse.minor", b"0"), (b"GNU.sparse.name", b"big")]
+    data = pax_member(records) + member(b"GNUSparseFile.1/big", b"x" * 5000) + end()
+    assert [(e.path, e.size) for e in _entries(data)] == [("/big", 5000)]
+
+
+def test_a_sparse_member_is_not_streamed_as_a_layer() -> None:
+    records = [(b"GNU.sparse.map", b"0,3"), (b"GNU.sparse.size", b"10"), (b"GNU.sparse.name", b"layer.tar")]
+    data = pax_member(records) + member(b"GNUSparseFile.1/layer.tar", b"abc") + end()
+    reader = TarReader(_NoSeek(data), "image.tar")  # type: ignore[arg-type]
+    entry = next(iter(reader))
+    assert (entry.path, entry.size) == ("/layer.tar", 10)
+    with pytest.raises(ArchiveError, match="is a sparse file"):
+        reader.member(entry.size)

@@ -237,6 +237,10 @@ class TarReader:
     def member(self, size: int) -> MemberReader:
         """A reader of the data of the member just yielded, for members too big to read at once.
         Call its finish() before advancing."""
+        if self._sparse is not None:  # its stored bytes are not its content: no member of an image archive is
+            raise ArchiveError(
+                f"{self._what}: a member before byte {self._pos} is a sparse file, not a layer or document"
+            )
         return MemberReader(self, size)
 
     def read_data(self, size: int) -> bytes:
@@ -383,7 +387,7 @@ class TarReader:
         if b"size" in merged:
             stored = size = self._pax_number(merged, b"size", name)
         if b"GNU.sparse.major" in merged or b"GNU.sparse.map" in merged or b"GNU.sparse.size" in merged:
-            size = self._pax_sparse(merged, name)
+            size = self._pax_sparse(merged, name, stored)
         return name, link, size, stored
 
     def _pax_number(self, records: dict[bytes, bytes], key: bytes, name: str) -> int:
@@ -392,18 +396,21 @@ class TarReader:
             raise self._bad(name, f"invalid pax {key.decode()} {shown(records[key], 30)}")
         return value
 
-    def _pax_sparse(self, records: dict[bytes, bytes], name: str) -> int:
-        """The real size of a pax sparse member (GNU formats 0.0, 0.1 and 1.0); remembers its map."""
+    def _pax_sparse(self, records: dict[bytes, bytes], name: str, stored: int) -> int:
+        """The real size of a pax sparse member (GNU formats 0.0, 0.1 and 1.0); remembers its map.
+        Without a real size the stored size stands: a missing record must not make bytes vanish."""
         if records.get(b"GNU.sparse.major") == b"1" and records.get(b"GNU.sparse.minor") == b"0":
             self._sparse = _Sparse(None)
-            return self._pax_number(records, b"GNU.sparse.realsize", name) if b"GNU.sparse.realsize" in records else 0
+            if b"GNU.sparse.realsize" not in records:
+                return stored
+            return self._pax_number(records, b"GNU.sparse.realsize", name)
         if b"GNU.sparse.map" in records:
             pairs = records[b"GNU.sparse.map"].split(b",")
         else:
             pairs = records[_PAIRS].split(b",") if _PAIRS in records else []
         self._sparse = _Sparse(pairs)
         key = b"GNU.sparse.size" if b"GNU.sparse.size" in records else b"GNU.sparse.realsize"
-        return self._pax_number(records, key, name) if key in records else 0
+        return self._pax_number(records, key, name) if key in records else stored
 
     def _old_gnu_sparse(self, header: bytes) -> int:
         """An old GNU sparse member (type `S`): its real size; its map is in the header and in the
