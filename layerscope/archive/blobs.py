@@ -30,22 +30,12 @@ _ZSTD_SKIPPABLE = b"\x2a\x4d\x18"
 SNIFF_BYTES = 6
 
 
+# The compressions layers are read in: what a report says of each layer (no docstring: it would
+# change the committed JSON schema, which shows the enum).
 class Compression(StrEnum):
-    """What a blob's first bytes say it is. Only NONE, GZIP and ZSTD are read; the others are
-    recognised so that the error names them instead of calling the blob a broken tar."""
-
     NONE = "none"
     GZIP = "gzip"
     ZSTD = "zstd"
-    XZ = "xz"
-    BZIP2 = "bzip2"
-    LZ4 = "lz4"
-    LZIP = "lzip"
-    COMPRESS = "compress"
-
-    @property
-    def readable(self) -> bool:
-        return self in (Compression.NONE, Compression.GZIP, Compression.ZSTD)
 
 
 class FileWindow(io.RawIOBase):
@@ -101,22 +91,32 @@ class FileWindow(io.RawIOBase):
         return self._length
 
 
-def sniff(head: bytes) -> Compression:
-    """Tell the compression from the magic bytes (pass SNIFF_BYTES or more), whatever a media type
-    claims."""
+_READ = frozenset(kind.value for kind in Compression)
+
+
+def identify(head: bytes) -> str:
+    """The compression the magic bytes say (pass SNIFF_BYTES or more), read here or not: "gzip",
+    "xz" …, or "" when they are none of the known ones."""
     for magic, name in _MAGIC:
         if head.startswith(magic):
-            return Compression(name)
+            return name
     if head[1:4] == _ZSTD_SKIPPABLE and head[0] & 0xF0 == 0x50:
-        return Compression.ZSTD
+        return "zstd"
     # "BZh" and the block size digit 1-9: the digit keeps a text file that starts "BZh" a plain file.
-    if head[:3] == b"BZh" and head[3:4] in b"123456789" and len(head) > 3:
-        return Compression.BZIP2
-    return Compression.NONE
+    if len(head) > 3 and head[:3] == b"BZh" and head[3:4] in b"123456789":
+        return "bzip2"
+    return ""
 
 
-def unsupported(what: str, kind: Compression) -> ArchiveError:
-    return ArchiveError(f"{what}: unsupported compression {kind.value} (layers must be gzip, zstd or uncompressed tar)")
+def sniff(head: bytes) -> Compression:
+    """Tell the compression from the magic bytes, whatever a media type claims. Blobs in another
+    compression come back as NONE: the tar reader then names it (see `unsupported`)."""
+    name = identify(head)
+    return Compression(name) if name in _READ else Compression.NONE
+
+
+def unsupported(what: str, name: str) -> ArchiveError:
+    return ArchiveError(f"{what}: unsupported compression {name} (layers must be gzip, zstd or uncompressed tar)")
 
 
 def _gzip_reader(raw: BinaryIO) -> BinaryIO:
@@ -160,15 +160,12 @@ def decompressed(raw: BinaryIO, what: str, kind: Compression | None = None) -> I
     """Yield the uncompressed stream of a blob and its compression, sniffed from its first bytes
     unless the caller (reading a stream that cannot rewind) sniffed it already.
 
-    Decoder failures (truncated or corrupt data) surface as ArchiveError naming `what`; so does a
-    compression that is recognised but not read (xz, bzip2, lz4 …).
+    Decoder failures (truncated or corrupt data) surface as ArchiveError naming `what`.
     """
     if kind is None:
         head = raw.read(SNIFF_BYTES)
         raw.seek(0)
         kind = sniff(head)
-    if not kind.readable:
-        raise unsupported(what, kind)
     if kind is Compression.NONE:
         yield raw, kind
         return

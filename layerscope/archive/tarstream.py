@@ -22,7 +22,7 @@ from enum import IntEnum
 from typing import BinaryIO, NamedTuple
 from zlib import adler32
 
-from layerscope.archive.blobs import SNIFF_BYTES, Compression, sniff, unsupported
+from layerscope.archive.blobs import SNIFF_BYTES, identify, unsupported
 from layerscope.errors import ArchiveError
 
 BLOCK = 512
@@ -330,10 +330,10 @@ class TarReader:
 
     def _not_a_tar(self, header: bytes, first: bool) -> ArchiveError:
         if first:
-            kind = sniff(header[:SNIFF_BYTES])
-            if kind is not Compression.NONE:
-                # a blob compressed twice, or with a compression this tool does not read
-                return unsupported(self._what, kind)
+            compression = identify(header[:SNIFF_BYTES])
+            if compression:
+                # a blob compressed twice, or in a compression this tool does not read
+                return unsupported(self._what, compression)
             if not header:
                 return ArchiveError(f"{self._what}: empty input, not a tar")
         if len(header) != BLOCK:
