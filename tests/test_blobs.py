@@ -15,14 +15,17 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import make_samples as ms
 import pytest
 import zstandard
 
 from layerscope.archive import blobs
 from layerscope.archive.blobs import Compression, decompressed, sniff
-from layerscope.archive.layers import scan_layer
+from layerscope.archive.layers import LayerScanner, scan_layer
 from layerscope.errors import ArchiveError
-from layerscope.sources.base import LayerBlob
+from layerscope.sources import open_image
+from layerscope.sources.base import LayerBlob, SourceOptions
+from layerscope.sources.docker_archive import scan_saved_stream
 
 DATA = random.Random(7).randbytes(300_000) + b"\0" * 700_000
 
@@ -210,3 +213,18 @@ def test_the_stdlib_fallback_inflates_a_bomb_in_bounded_memory(tmp_path: Path) -
     grown_mb = int(child.stdout.split()[-1])
     assert child.stdout.startswith(f"gzip [('/zeros', {size})] ")
     assert grown_mb < _INFLATE_BUDGET_MB, f"inflating {_ZEROS_MB} MB grew the process by {grown_mb} MB"
+
+
+@pytest.mark.parametrize("how", ["file", "stream"])
+def test_an_xz_layer_in_a_docker_archive_is_named(how: str, tmp_path: Path) -> None:
+    """Both ways a `docker save` archive is read: indexed from a file, and front to back (stdin)."""
+    tars = ms.layer_tars()
+    archive = ms.docker_legacy([tars[0], lzma.compress(tars[1], format=lzma.FORMAT_XZ), *tars[2:]])
+    with pytest.raises(ArchiveError, match=r"/layer\.tar: unsupported compression xz "):
+        if how == "stream":
+            scan_saved_stream(io.BytesIO(archive), "stdin", SourceOptions(), lambda path: False)  # type: ignore[arg-type]
+        else:
+            (tmp_path / "image.tar").write_bytes(archive)
+            with open_image(str(tmp_path / "image.tar"), SourceOptions()) as image:
+                for _ in LayerScanner(image.layers, workers=1):
+                    pass
