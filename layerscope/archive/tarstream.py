@@ -138,16 +138,16 @@ def _number(field: bytes) -> int:
 
 
 def _octal(field: bytes) -> int:
-    """A NUL- or space-terminated octal number, as tar writes sizes and checksums; -1 when it is not
-    one (a sign, a stray character)."""
+    """A NUL- or space-terminated octal number, as tar writes sizes and checksums; negative when it
+    is not one."""
     text = field.split(b"\0", 1)[0].strip()
     if not text:
         return 0
-    if not text.isdigit():  # int() would take "-1", "+7" and "1_0"; bytes.isdigit is ASCII only
-        return -1
     try:
+        # int() also takes a sign and underscores: "+7" and "1_0" are harmless, and a negative
+        # value is refused by every caller.
         return int(text, 8)
-    except ValueError:  # an 8 or a 9
+    except ValueError:  # an 8, a 9, a stray character
         return -1
 
 
@@ -205,8 +205,11 @@ class TarReader:
         self._seekable = seekable
         self._plain = plain  # yield plain tuples: cheaper to build and to send to another process
         self._pos = 0
-        self._sparse: _Sparse | None = None  # the map of the member just yielded, if it is sparse
-        self._stored = 0  # bytes of data stored for the member just yielded
+        # The map and stored size of the last sparse member, and where its data starts (the reader's
+        # position when it was yielded): set out of the hot loop, and valid only at that position.
+        self._sparse: _Sparse | None = None
+        self._stored = 0
+        self._sparse_at = -1
 
     def _read_exact(self, n: int) -> bytes:
         data = self._stream.read(n)
@@ -237,16 +240,15 @@ class TarReader:
     def member(self, size: int) -> MemberReader:
         """A reader of the data of the member just yielded, for members too big to read at once.
         Call its finish() before advancing."""
-        if self._sparse is not None:  # its stored bytes are not its content: no member of an image archive is
-            raise ArchiveError(
-                f"{self._what}: a member before byte {self._pos} is a sparse file, not a layer or document"
-            )
+        if self._sparse is not None and self._sparse_at == self._pos:
+            # its stored bytes are not its content; no image archive holds a sparse layer or document
+            raise ArchiveError(f"{self._what}: the member before byte {self._pos} is a sparse file")
         return MemberReader(self, size)
 
     def read_data(self, size: int) -> bytes:
         """Read the data of the member just yielded (call before advancing), `size` bytes: its
         reported size (a sparse member's holes come back as zeros)."""
-        if self._sparse is not None:
+        if self._sparse is not None and self._sparse_at == self._pos:
             return self._read_sparse(size, self._sparse)
         data = self._read_exact(size)
         self._skip(-size % BLOCK)
@@ -275,8 +277,8 @@ class TarReader:
             checksum = header[148:156]
             # The stored checksum is the byte sum with its own field read as spaces (8 * 32).
             # adler32's low half is (1 + byte sum) mod 65521, computed in C far faster than sum().
-            expected = 1 + _octal(checksum) + sum(checksum) - 256
-            if adler32(header) & 0xFFFF != expected % 65521 or expected < 0:
+            stored_sum = _octal(checksum)
+            if stored_sum < 0 or adler32(header) & 0xFFFF != (1 + stored_sum + sum(checksum) - 256) % 65521:
                 raise self._not_a_tar(header, first)
             first = False
             size_field = header[124:136]
@@ -297,12 +299,9 @@ class TarReader:
                 name = header[345:500].split(b"\0", 1)[0].decode("utf-8", "backslashreplace") + "/" + name
             link = header[157:257].split(b"\0", 1)[0].decode("utf-8", "backslashreplace") if header[157] else ""
             stored = size
-            self._sparse = None
-            if flag == b"S":
-                size = self._old_gnu_sparse(header)
-            if pax or global_pax or long_name or long_link:
+            if flag == b"S" or pax or global_pax or long_name or long_link:
                 extended_headers = (long_name, long_link, pax, global_pax)
-                name, link, size, stored = self._apply_extended(name, link, size, stored, *extended_headers)
+                name, link, size, stored = self._apply_rare(flag, header, name, link, size, *extended_headers)
                 long_name = long_link = None
                 pax = {}
             kind = kinds.get(flag, Kind.OTHER)
@@ -310,10 +309,7 @@ class TarReader:
                 path = normalize(name)
             else:
                 path = "/" + name.rstrip("/")
-            if len(path) > _USTAR_NAME_MAX and path.count("/") > MAX_DEPTH:
-                raise self._bad(path, f"{path.count('/')} directories deep (more than {MAX_DEPTH})")
             offset = self._pos
-            self._stored = stored
             if plain:
                 yield (path, kind, size if kind == Kind.FILE else 0, link, offset)  # type: ignore[misc]
             else:
@@ -360,6 +356,37 @@ class TarReader:
         data = self._read_exact(size)
         self._skip(-size % BLOCK)
         return data
+
+    def _apply_rare(
+        self,
+        flag: bytes,
+        header: bytes,
+        name: str,
+        link: str,
+        size: int,
+        long_name: bytes | None,
+        long_link: bytes | None,
+        pax: dict[bytes, bytes],
+        global_pax: dict[bytes, bytes],
+    ) -> tuple[str, str, int, int]:
+        """Name, link target, reported size and stored data size of an old GNU sparse member or of
+        a member with extended headers; a sparse member's map is kept for read_data."""
+        self._sparse = None
+        stored = size
+        if flag == b"S":
+            size = self._old_gnu_sparse(header)
+        if pax or global_pax or long_name or long_link:
+            extended_headers = (long_name, long_link, pax, global_pax)
+            name, link, size, stored = self._apply_extended(name, link, size, stored, *extended_headers)
+            # Only extended headers make names longer than a ustar name and prefix (256 bytes, so
+            # at most 128 components): the depth is checked here, out of the hot loop.
+            depth = normalize(name).count("/") if len(name) > _USTAR_NAME_MAX else 0
+            if depth > MAX_DEPTH:
+                raise self._bad(name, f"{depth} directories deep (more than {MAX_DEPTH})")
+        if self._sparse is not None:
+            self._stored = stored
+            self._sparse_at = self._pos  # the map is this member's only while its data is next
+        return name, link, size, stored
 
     def _apply_extended(
         self,
