@@ -169,7 +169,8 @@ def _parse_pax(data: bytes) -> dict[bytes, bytes]:
         space = data.find(b" ", pos, pos + _MAX_DIGITS + 1)
         if space < 0 and not data[pos:].strip(b"\0"):
             break  # NUL padding after the last record
-        length = _decimal(data[pos:space]) if space > pos else -1
+        digits = data[pos:space]  # at most _MAX_DIGITS: the search for the space was bounded
+        length = int(digits) if space > pos and digits.isdigit() else -1
         if length <= space - pos + 1 or pos + length > end or data[pos + length - 1] != 0x0A:
             raise ValueError(f"corrupt pax record at offset {pos} of the header")
         key, equals, value = data[space + 1 : pos + length - 1].partition(b"=")
@@ -376,8 +377,9 @@ class TarReader:
         if flag == b"S":
             size = self._old_gnu_sparse(header)
         if pax or global_pax or long_name or long_link:
-            extended_headers = (long_name, long_link, pax, global_pax)
-            name, link, size, stored = self._apply_extended(name, link, size, stored, *extended_headers)
+            name, link, size, stored = self._apply_extended(
+                name, link, size, stored, long_name, long_link, pax, global_pax
+            )
             # Only extended headers make names longer than a ustar name and prefix (256 bytes, so
             # at most 128 components): the depth is checked here, out of the hot loop.
             depth = normalize(name).count("/") if len(name) > _USTAR_NAME_MAX else 0
@@ -400,20 +402,23 @@ class TarReader:
         global_pax: dict[bytes, bytes],
     ) -> tuple[str, str, int, int]:
         """Name, link target, reported size and stored data size, with extended headers applied."""
-        # An empty value means "no such record": a member's own empty record undoes a global one.
-        merged = {key: value for key, value in {**global_pax, **pax}.items() if value}
-        raw_name = long_name or merged.get(b"GNU.sparse.name") or merged.get(b"path")
-        raw_link = long_link or merged.get(b"linkpath")
-        for raw in (raw_name, raw_link):
-            if raw is not None and len(raw) > MAX_NAME_BYTES:
-                raise self._bad(raw, f"a name of {len(raw)} bytes (more than {MAX_NAME_BYTES})")
-        if raw_name is not None:
+        # An empty value means "no such record" (a member's own empty record undoes a global one):
+        # records are read with get(), whose b"" is false like a missing one.
+        merged = {**global_pax, **pax} if global_pax else pax
+        get = merged.get
+        raw_name = long_name or get(b"GNU.sparse.name") or get(b"path")
+        if raw_name:
+            if len(raw_name) > MAX_NAME_BYTES:
+                raise self._bad(raw_name, f"a name of {len(raw_name)} bytes (more than {MAX_NAME_BYTES})")
             name = raw_name.decode("utf-8", "backslashreplace")
-        if raw_link is not None:
+        raw_link = long_link or get(b"linkpath")
+        if raw_link:
+            if len(raw_link) > MAX_NAME_BYTES:
+                raise self._bad(raw_link, f"a link of {len(raw_link)} bytes (more than {MAX_NAME_BYTES})")
             link = raw_link.decode("utf-8", "backslashreplace")
-        if b"size" in merged:
+        if get(b"size"):
             stored = size = self._pax_number(merged, b"size", name)
-        if b"GNU.sparse.major" in merged or b"GNU.sparse.map" in merged or b"GNU.sparse.size" in merged:
+        if get(b"GNU.sparse.major") or get(b"GNU.sparse.map") or get(b"GNU.sparse.size"):
             size = self._pax_sparse(merged, name, stored)
         return name, link, size, stored
 
@@ -428,16 +433,13 @@ class TarReader:
         Without a real size the stored size stands: a missing record must not make bytes vanish."""
         if records.get(b"GNU.sparse.major") == b"1" and records.get(b"GNU.sparse.minor") == b"0":
             self._sparse = _Sparse(None)
-            if b"GNU.sparse.realsize" not in records:
+            if not records.get(b"GNU.sparse.realsize"):
                 return stored
             return self._pax_number(records, b"GNU.sparse.realsize", name)
-        if b"GNU.sparse.map" in records:
-            pairs = records[b"GNU.sparse.map"].split(b",")
-        else:
-            pairs = records[_PAIRS].split(b",") if _PAIRS in records else []
-        self._sparse = _Sparse(pairs)
-        key = b"GNU.sparse.size" if b"GNU.sparse.size" in records else b"GNU.sparse.realsize"
-        return self._pax_number(records, key, name) if key in records else stored
+        pairs = (records.get(b"GNU.sparse.map") or records.get(_PAIRS) or b"").split(b",")
+        self._sparse = _Sparse([pair for pair in pairs if pair])
+        key = b"GNU.sparse.size" if records.get(b"GNU.sparse.size") else b"GNU.sparse.realsize"
+        return self._pax_number(records, key, name) if records.get(key) else stored
 
     def _old_gnu_sparse(self, header: bytes) -> int:
         """An old GNU sparse member (type `S`): its real size; its map is in the header and in the
