@@ -222,7 +222,7 @@ def test_an_xz_layer_in_a_docker_archive_is_named(how: str, tmp_path: Path) -> N
     archive = ms.docker_legacy([tars[0], lzma.compress(tars[1], format=lzma.FORMAT_XZ), *tars[2:]])
     with pytest.raises(ArchiveError, match=r"/layer\.tar: unsupported compression xz "):
         if how == "stream":
-            scan_saved_stream(io.BytesIO(archive), "stdin", SourceOptions(), lambda path: False)  # type: ignore[arg-type]
+            list(scan_saved_stream(io.BytesIO(archive), "stdin", SourceOptions()))  # type: ignore[arg-type]
         else:
             (tmp_path / "image.tar").write_bytes(archive)
             with open_image(str(tmp_path / "image.tar"), SourceOptions()) as image:
