@@ -104,15 +104,16 @@ class UnionTree:
         """The canonical path and node that `path` reaches, following symlinks in its directories
         (and in its last component when asked) the way the kernel would inside the container.
         Package databases list /bin/sh while usrmerge images keep it at /usr/bin/sh."""
-        pending = _parts(path)
-        resolved: list[str] = []
+        pending = _parts(path)[::-1]  # a stack: the next component is at the end
+        trail: list[tuple[str, Node]] = []  # the components resolved so far, with their nodes
         node = self.root
         hops = 0
         while pending:
-            part = pending.pop(0)
-            if part == "..":
-                resolved = resolved[:-1]
-                node = self.get("/" + "/".join(resolved)) or self.root
+            part = pending.pop()
+            if part in (".", ".."):
+                if part == ".." and trail:
+                    trail.pop()
+                node = trail[-1][1] if trail else self.root
                 continue
             if node.children is None or part not in node.children:
                 return None
@@ -121,14 +122,13 @@ class UnionTree:
                 hops += 1
                 if hops > _MAX_SYMLINKS:
                     return None
-                target = _parts(child.link)
                 if child.link.startswith("/"):
-                    resolved, node = [], self.root
-                pending = target + pending
+                    trail, node = [], self.root
+                pending.extend(reversed(_parts(child.link)))
                 continue
-            resolved.append(part)
+            trail.append((part, child))
             node = child
-        return "/" + "/".join(resolved), node
+        return "/" + "/".join(name for name, _ in trail), node
 
     # -- mutations -----------------------------------------------------------------------------
 

@@ -44,14 +44,28 @@ class _DNode:
         return node
 
     def copy(self) -> _DNode:
+        """A deep copy, built iteratively: the depth of a tree comes from its input."""
         twin = _DNode()
-        twin.size, twin.is_dir, twin.path = self.size, self.is_dir, self.path
-        if self.children:
-            twin.children = {name: child.copy() for name, child in self.children.items()}
+        pending = [(self, twin)]
+        while pending:
+            source, target = pending.pop()
+            target.size, target.is_dir, target.path = source.size, source.is_dir, source.path
+            if source.children:
+                target.children = {}
+                for name, child in source.children.items():
+                    twin_child = target.children[name] = _DNode()
+                    pending.append((child, twin_child))
         return twin
 
     def total(self) -> int:
-        return self.size + sum(child.total() for child in (self.children or {}).values())
+        """The sizes of this node and everything below it."""
+        total, pending = 0, [self]
+        while pending:
+            node = pending.pop()
+            total += node.size
+            if node.children:
+                pending.extend(node.children.values())
+        return total
 
 
 class _AbortLayer(Exception):
@@ -98,23 +112,41 @@ def _target(parts: list[str]) -> list[str]:
 def _stack(lower: _DNode, upper: _DNode) -> None:
     """Graft `upper` onto `lower` the way dive's FileTree.Stack does: children first, in name order;
     a whiteout removes its target, anything else is added (missing parents appear with no payload)
-    and takes the upper payload. Both trees are walked side by side instead of from the root."""
-    for name in sorted(upper.children or ()):
-        child = upper.children[name]  # type: ignore[index]
-        target = lower.child(name)
+    and takes the upper payload. Both trees are walked side by side instead of from the root.
+
+    Iterative (depth comes from the input): a frame per directory being grafted, and for each one
+    below the top, the payload step that its parent does once the directory is done."""
+    frames = [(lower, upper, iter(sorted(upper.children or ())))]
+    after: list[tuple[_DNode, str, _DNode, _DNode | None]] = []
+    while frames:
+        below, above, names = frames[-1]
+        name = next(names, None)
+        if name is None:
+            frames.pop()
+            if after:
+                _take_payload(*after.pop())
+            continue
+        child = above.children[name]  # type: ignore[index]
+        target = below.child(name)
         if child.children:
             if target is None:
-                target = lower.add(name)
-            _stack(target, child)
-        if name.startswith(_WHITEOUT):
-            if lower.children:
-                lower.children.pop(name[len(_WHITEOUT) :], None)
+                target = below.add(name)
+            after.append((below, name, child, target))
+            frames.append((target, child, iter(sorted(child.children))))
             continue
-        if target is None:
-            target = lower.add(name)
-        target.size, target.is_dir = child.size, child.is_dir
-        if child.path is not None:
-            target.path = child.path
+        _take_payload(below, name, child, target)
+
+
+def _take_payload(lower: _DNode, name: str, child: _DNode, target: _DNode | None) -> None:
+    if name.startswith(_WHITEOUT):
+        if lower.children:
+            lower.children.pop(name[len(_WHITEOUT) :], None)
+        return
+    if target is None:
+        target = lower.add(name)
+    target.size, target.is_dir = child.size, child.is_dir
+    if child.path is not None:
+        target.path = child.path
 
 
 @dataclass(frozen=True)
@@ -139,18 +171,26 @@ class DiveAccumulator:
         tree = _layer_tree(entries)
         below = tree if self._stacked is None else self._stacked
         with contextlib.suppress(_AbortLayer):
-            self._visit(tree, [], below)
+            self._visit(tree, below)
         if self._stacked is None:
             self._stacked = tree.copy()
         _stack(self._stacked, tree)
 
-    def _visit(self, node: _DNode, parts: list[str], below: _DNode) -> None:
-        if node.children:
-            for name in sorted(node.children):
-                self._visit(node.children[name], [*parts, name], below)
-            return
-        if not parts:  # dive visits leaves only, never the root
-            return
+    def _visit(self, root: _DNode, below: _DNode) -> None:
+        """dive's visit of a layer's leaves: depth first, children in byte order (iteratively)."""
+        # (node, its parent's path parts, its name): a node's own parts are built when it is reached
+        pending: list[tuple[_DNode, list[str], str | None]] = [(root, [], None)]
+        while pending:
+            node, parent_parts, name = pending.pop()
+            parts = parent_parts if name is None else [*parent_parts, name]
+            if node.children:
+                for child_name in sorted(node.children, reverse=True):  # popped back in byte order
+                    pending.append((node.children[child_name], parts, child_name))
+                continue
+            if parts:  # dive visits leaves only, never the root
+                self._visit_leaf(node, parts, below)
+
+    def _visit_leaf(self, node: _DNode, parts: list[str], below: _DNode) -> None:
         whiteout = parts[-1].startswith(_WHITEOUT)
         path = "/" + "/".join(_target(parts)) if whiteout else node.path or "/" + "/".join(parts)
         record = self._stats.get(path)

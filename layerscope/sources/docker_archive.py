@@ -21,6 +21,7 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from layerscope.archive import blobs
 from layerscope.archive.blobs import Compression, decompressed, sniff
 from layerscope.archive.container import TarContainer, file_kind
 from layerscope.archive.documents import MAX_JSON_BYTES, DockerManifest, DockerManifestEntry, ImageConfig, parse
@@ -232,7 +233,8 @@ def _take_member(
     data.unread(head)
     compression = sniff(head)
     is_tar = len(head) == BLOCK and head[257:262] == b"ustar"
-    if compression is Compression.NONE and not is_tar:
+    # A blob in a compression not read here is a layer too: the layer walk names its compression.
+    if compression is Compression.NONE and not is_tar and not blobs.identify(head):
         if size <= _JSON_LIMIT and documents.total + size <= _DOCUMENTS_LIMIT:
             documents[name] = data.read()
             documents.total += size
