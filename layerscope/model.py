@@ -114,6 +114,10 @@ class PythonReport(_Frozen):
 class ImageReport(_Frozen):
     schema_version: int = SCHEMA_VERSION
     reference: str = Field(description="The reference as the user gave it")
+    source: str = Field(
+        default="",
+        description="Where it was read from: docker-archive, oci, oci-archive, docker (the engine) or registry",
+    )
     os: str | None
     architecture: str | None
     layers: list[LayerReport]

@@ -1,0 +1,129 @@
+"""Images straight from a registry (`registry://HOST[:PORT]/REPO[:TAG|@DIGEST]`), and bare names
+(`python:3.12-slim`): those go to the Docker engine when one is reachable and has the image, and to
+their registry otherwise, resolved as docker resolves them.
+
+A thin adapter: layerscope.registry does the HTTP; this turns its RemoteImage into an OpenedImage whose
+layer blobs stream from the registry when the layer walk opens them. httpx and the docker SDK are
+imported only when such a reference is opened.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from layerscope.errors import EngineError, UsageError
+from layerscope.sources.base import LayerBlob, OpenedImage, SourceOptions
+from layerscope.sources.engine import open_engine_image
+
+if TYPE_CHECKING:
+    from layerscope.registry.client import ClientSettings
+    from layerscope.registry.reference import ImageReference
+
+_ENGINE_PROBE_TIMEOUT = 5
+
+
+def open_registry(location: str, options: SourceOptions) -> OpenedImage:
+    from layerscope.registry.reference import parse_registry_location
+
+    return _open_remote(parse_registry_location(location), options)
+
+
+def open_by_name(name: str, options: SourceOptions) -> OpenedImage:
+    """A bare NAME[:TAG]: the engine's copy when the engine has it (or --pull fetched it), else the registry's."""
+    from layerscope.registry.reference import parse_name
+
+    ref = parse_name(name)  # a malformed name fails here, before any engine or network call
+    if options.pull:
+        engine_pull(name, options.platform)
+        return _from_engine(name, options)
+    if engine_has(name):
+        return _from_engine(name, options)
+    return _open_remote(ref, options)
+
+
+def _from_engine(name: str, options: SourceOptions) -> OpenedImage:
+    opened = open_engine_image(name, options)
+    opened.source, opened.origin = "docker", "the Docker engine"
+    return opened
+
+
+def _settings(options: SourceOptions) -> ClientSettings:
+    from layerscope.registry.auth import Credentials
+    from layerscope.registry.client import ClientSettings
+
+    credentials = None
+    if options.username is not None:
+        credentials = Credentials(options.username, options.password, origin="--username")
+    return ClientSettings(insecure=options.insecure, credentials=credentials)
+
+
+def _open_remote(ref: ImageReference, options: SourceOptions) -> OpenedImage:
+    from layerscope.registry.pull import pull_image
+
+    if options.image:
+        raise UsageError("--image picks an image inside a multi-image docker archive, not in a registry")
+    remote = pull_image(ref, _settings(options), options.platform)
+    layers = [
+        LayerBlob(
+            diff_id=layer.diff_id,
+            name=f"{ref.registry}/{ref.repository}@{layer.digest}",
+            stored_size=layer.size,
+            open=functools.partial(remote.open_layer, layer),  # type: ignore[arg-type]
+        )
+        for layer in remote.layers
+    ]
+    return OpenedImage(
+        reference=str(ref),
+        config=remote.config,
+        layers=layers,
+        _closers=[remote.close],
+        source="registry",
+        origin=f"registry {ref.api_host} ({remote.reference.registry}/{ref.repository}@{remote.reference.digest})",
+    )
+
+
+def engine_has(name: str) -> bool:
+    """Whether a Docker engine is reachable and has an image by this name (quietly no otherwise)."""
+    try:
+        import docker
+        from docker.errors import DockerException, ImageNotFound
+        from requests import RequestException
+    except ImportError:  # pragma: no cover - docker is a declared dependency
+        return False
+    try:
+        client = docker.from_env(timeout=_ENGINE_PROBE_TIMEOUT)
+    except DockerException:
+        return False
+    try:
+        client.images.get(name)
+        return True
+    except (ImageNotFound, DockerException, RequestException, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def engine_pull(name: str, platform: str | None) -> None:
+    """`docker pull NAME` through the engine (the engine's own credentials and mirrors apply)."""
+    try:
+        import docker
+        from docker.errors import DockerException
+        from requests import RequestException
+    except ImportError:  # pragma: no cover - docker is a declared dependency
+        raise EngineError("--pull needs the docker Python package") from None
+    try:
+        client = docker.from_env()
+    except DockerException as exc:
+        raise EngineError(f"--pull needs a Docker engine, and none is reachable ({_first_line(exc)})") from None
+    try:
+        client.images.pull(name, platform=platform)
+    except (DockerException, RequestException) as exc:
+        raise EngineError(f"{name}: the Docker engine could not pull it ({_first_line(exc)})") from None
+    finally:
+        client.close()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
