@@ -27,7 +27,7 @@ import httpx
 
 from layerscope.errors import ArchiveError
 from layerscope.registry.auth import Challenge, Credentials, parse_challenges, stored_credentials
-from layerscope.registry.errors import RegistryError, printable
+from layerscope.registry.errors import DigestMismatch, RegistryError, printable
 from layerscope.registry.models import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -48,7 +48,6 @@ MAX_ERROR_BODY_BYTES = 1 << 16
 MAX_REDIRECTS = 5
 MAX_RETRY_AFTER = 30.0
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-CHUNK = 1 << 20
 _USER_AGENT = "layerscope"
 
 
@@ -59,7 +58,7 @@ class ClientSettings:
     insecure: bool = False
     credentials: Credentials | None = None
     docker_config: Path | None = None
-    attempts: int = 5
+    attempts: int = 4
     backoff: float = 0.5
     timeout: float = 60.0
     connect_timeout: float = 10.0
@@ -80,6 +79,18 @@ def digest_of(data: bytes, algorithm: str = "sha256") -> str:
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
+
+
+def _refused(exc: BaseException) -> bool:
+    """Nothing listens there: asking again at once will not change that."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _describe(exc: Exception) -> str:
@@ -211,7 +222,9 @@ class RegistryClient:
             headers = {}
             if credentials is not None and credentials.password is not None:
                 headers["Authorization"] = credentials.basic_header().reveal()
-            response = self._send_with_retries("GET", realm.copy_merge_params(httpx.QueryParams(tuple(params))), headers)
+            response = self._send_with_retries(
+                "GET", realm.copy_merge_params(httpx.QueryParams(tuple(params))), headers
+            )
         with closing(response):
             if response.status_code in (401, 403):
                 raise self._auth_error(response.status_code, credentials)
@@ -253,8 +266,8 @@ class RegistryClient:
             try:
                 response = self._send_following(method, url, headers, data)
             except httpx.TransportError as exc:
-                if last:
-                    raise RegistryError(self._transport_message(url, exc, attempts)) from None
+                if last or _refused(exc):
+                    raise RegistryError(self._transport_message(url, exc, attempt + 1)) from None
                 self._wait(attempt)
                 continue
             if response.status_code in RETRY_STATUSES and not last:
@@ -361,7 +374,7 @@ class RegistryClient:
         algorithm = target.split(":", 1)[0] if ":" in target else "sha256"
         digest = digest_of(data, algorithm)
         if ":" in target and digest != target:
-            raise ArchiveError(f"{what}: manifest does not match its digest (got {digest})")
+            raise DigestMismatch(f"{what}: manifest does not match its digest (got {digest})")
         return Fetched(data=data, media_type=media_type, digest=digest)
 
     def blob(self, digest: str, size: int, limit: int) -> bytes:
@@ -389,7 +402,7 @@ class RegistryClient:
             response = self.request(f"/v2/{self.ref.repository}/blobs/{digest}", headers, name)
             try:
                 skip = self._skip_for(response, received, size, name)
-                for chunk in response.iter_raw(CHUNK):
+                for chunk in response.iter_raw():  # what arrived so far: a cut never loses bytes
                     if skip:
                         dropped = min(skip, len(chunk))
                         chunk, skip = chunk[dropped:], skip - dropped
@@ -415,7 +428,7 @@ class RegistryClient:
                 )
             self._wait(failures - 1)
         if hasher.hexdigest() != expected:
-            raise ArchiveError(f"{name}: content does not match its digest (got {algorithm}:{hasher.hexdigest()})")
+            raise DigestMismatch(f"{name}: content does not match its digest (got {algorithm}:{hasher.hexdigest()})")
 
     def _skip_for(self, response: httpx.Response, received: int, size: int, name: str) -> int:
         """How many leading bytes of this response we already have."""
