@@ -46,7 +46,7 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
         if process.poll() is not None:
             raise RuntimeError(f"docker-registry exited: {log.read_text()[-2000:]}")
         try:
-            urllib.request.urlopen(url, timeout=1)  # noqa: S310 - loopback only
+            urllib.request.urlopen(url, timeout=1)
             return
         except urllib.error.HTTPError:
             return  # 401 is an answer: the registry is up
@@ -169,7 +169,7 @@ def port_of(server: ThreadingHTTPServer) -> int:
 class _Quiet(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -186,7 +186,7 @@ class ObjectStore(SimpleHTTPRequestHandler):
         self.server.seen.append((self.path, dict(self.headers)))  # type: ignore[attr-defined]
         super().do_GET()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
@@ -203,8 +203,22 @@ class TokenKeys:
 def make_token_keys(directory: Path) -> TokenKeys:
     key, cert = directory / "token.key", directory / "token.crt"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert)]
-        + ["-days", "2", "-subj", "/CN=layerscope-test-token"],
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=layerscope-test-token",
+        ],
         check=True,
         capture_output=True,
     )

@@ -182,8 +182,14 @@ def test_docker_archive_pushed_compressed(pushed: Pushed, capsys: pytest.Capture
     remote = report(capsys, f"registry://{pushed.registry.host}/sample/v25:latest")
     pulled = tmp_path / "pulled.tar"
     subprocess.run(
-        ["skopeo", "copy", "-q", "--src-tls-verify=false"]
-        + [f"docker://{pushed.registry.host}/sample/v25:latest", f"oci-archive:{pulled}:v25"],
+        [
+            "skopeo",
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            f"docker://{pushed.registry.host}/sample/v25:latest",
+            f"oci-archive:{pulled}:v25",
+        ],
         check=True,
         capture_output=True,
     )
