@@ -116,14 +116,23 @@ def engine_pull(name: str, platform: str | None) -> None:
         client = docker.from_env()
     except DockerException as exc:
         raise EngineError(f"--pull needs a Docker engine, and none is reachable ({_first_line(exc)})") from None
+    from docker.utils import parse_repository_tag
+
+    repository, tag = parse_repository_tag(name)
     try:
-        client.images.pull(name, platform=platform)
+        # The pull's progress stream is where the engine reports failures (a layer it cannot
+        # register, a denied pull): read it to the end and keep the first error.
+        for event in client.api.pull(repository, tag=tag or "latest", stream=True, decode=True, platform=platform):
+            if isinstance(event, dict) and event.get("error"):
+                raise EngineError(f"{name}: the Docker engine could not pull it ({_first_line(event['error'])})")
     except (DockerException, RequestException) as exc:
         raise EngineError(f"{name}: the Docker engine could not pull it ({_first_line(exc)})") from None
     finally:
         client.close()
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
+def _first_line(problem: object) -> str:
+    from layerscope.registry.errors import printable
+
+    text = str(problem).splitlines()[0] if str(problem) else type(problem).__name__
+    return printable(text)

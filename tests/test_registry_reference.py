@@ -1,0 +1,163 @@
+"""Registry parsers on their own: image names as docker resolves them, WWW-Authenticate challenges,
+secrets that never show; fuzzed with hypothesis (every input either parses or is a SourceError)."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from layerscope.errors import SourceError
+from layerscope.registry.auth import Credentials, parse_challenges
+from layerscope.registry.pull import platform_matches
+from layerscope.registry.reference import ImageReference, parse_name, parse_registry_location
+from layerscope.registry.secret import Secret
+from layerscope.sources import split_reference
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("name", "registry", "repository", "tag", "digest", "api_host"),
+    [
+        ("python:3.12-slim", "docker.io", "library/python", "3.12-slim", None, "registry-1.docker.io"),
+        ("python", "docker.io", "library/python", "latest", None, "registry-1.docker.io"),
+        ("bitnami/redis:7", "docker.io", "bitnami/redis", "7", None, "registry-1.docker.io"),
+        ("docker.io/python", "docker.io", "library/python", "latest", None, "registry-1.docker.io"),
+        ("index.docker.io/library/python:3", "docker.io", "library/python", "3", None, "registry-1.docker.io"),
+        ("ghcr.io/owner/app/sub:v1.2", "ghcr.io", "owner/app/sub", "v1.2", None, "ghcr.io"),
+        ("localhost/app", "localhost", "app", "latest", None, "localhost"),
+        ("localhost:5000/app:dev", "localhost:5000", "app", "dev", None, "localhost:5000"),
+        ("127.0.0.1:5000/a/b@" + DIGEST, "127.0.0.1:5000", "a/b", None, DIGEST, "127.0.0.1:5000"),
+        ("python:3@" + DIGEST, "docker.io", "library/python", "3", DIGEST, "registry-1.docker.io"),
+        ("Registry/app", "Registry", "app", "latest", None, "Registry"),  # an uppercase first part is a host
+        ("my_org/my-app__x", "docker.io", "my_org/my-app__x", "latest", None, "registry-1.docker.io"),
+    ],
+)
+def test_names_resolve_as_docker_does(
+    name: str, registry: str, repository: str, tag: str | None, digest: str | None, api_host: str
+) -> None:
+    ref = parse_name(name)
+    assert (ref.registry, ref.repository, ref.tag, ref.digest) == (registry, repository, tag, digest)
+    assert ref.api_host == api_host
+    assert ref.target == (digest or tag)
+
+
+@pytest.mark.parametrize(
+    ("location", "expected"),
+    [
+        ("127.0.0.1:5000/sample/oci:demo", ImageReference("127.0.0.1:5000", "sample/oci", "demo", None)),
+        ("registry.example/app", ImageReference("registry.example", "app", "latest", None)),
+        ("docker.io/python:3", ImageReference("docker.io", "library/python", "3", None)),
+        ("[::1]:5000/app@" + DIGEST, ImageReference("[::1]:5000", "app", None, DIGEST)),
+    ],
+)
+def test_registry_locations(location: str, expected: ImageReference) -> None:
+    assert parse_registry_location(location) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("app/UPPER:tag", "is not a repository name"),
+        ("app:bad tag", "is not a valid tag"),
+        ("app@sha256:short", "is not a sha256 or sha512 digest"),
+        ("app@md5:" + "a" * 32, "is not a sha256 or sha512 digest"),
+        ("a" * 600, "image reference too long"),
+        ("-bad-host-/x", "is not a repository name"),
+        ("host:99999999/x", "is not a registry host"),
+    ],
+)
+def test_bad_names_are_one_clear_error(text: str, problem: str) -> None:
+    with pytest.raises(SourceError, match=problem):
+        parse_name(text)
+
+
+def test_registry_location_needs_a_repository() -> None:
+    with pytest.raises(SourceError, match="expected registry://HOST"):
+        parse_registry_location("127.0.0.1:5000")
+
+
+def test_reference_transports() -> None:
+    assert split_reference("registry://h:1/a:b") == ("registry", "h:1/a:b")
+    assert split_reference("python:3.12-slim") == ("name", "python:3.12-slim")
+    assert split_reference("docker://python:3") == ("docker", "python:3")
+    assert split_reference("localhost:5000/app:1") == ("name", "localhost:5000/app:1")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=300))
+def test_any_text_parses_or_is_a_source_error(text: str) -> None:
+    for parse in (parse_name, parse_registry_location):
+        try:
+            ref = parse(text)
+        except SourceError as exc:
+            assert "\n" not in str(exc) and "\x1b" not in str(exc)  # one printable line
+        else:
+            assert ref.repository and ref.target and len(str(ref)) <= 600
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", "b", "c", ":", "/", ".", "-", "_", "@", "sha256", "0", "f"]), max_size=40).map(
+        "".join
+    )
+)
+def test_name_like_text(text: str) -> None:
+    try:
+        ref = parse_name(text)
+    except SourceError:
+        return
+    # what parsed names a repository the registry grammar accepts, and prints back parseably
+    assert parse_registry_location(str(ref)) == ref
+
+
+def test_challenges() -> None:
+    header = (
+        'Bearer realm="https://auth.example/token",service="registry.example",'
+        'scope="repository:a/b:pull,push", Basic realm="x\\"y"'
+    )
+    bearer, basic = parse_challenges(header)
+    assert bearer.scheme == "bearer"
+    assert bearer.params == {
+        "realm": "https://auth.example/token",
+        "service": "registry.example",
+        "scope": "repository:a/b:pull,push",
+    }
+    assert (basic.scheme, basic.params) == ("basic", {"realm": 'x"y'})
+    assert parse_challenges("") == []
+    assert parse_challenges("Basic") == [parse_challenges("basic")[0]]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=400))
+def test_challenge_parser_never_fails(text: str) -> None:
+    for challenge in parse_challenges(text):
+        assert challenge.scheme == challenge.scheme.lower()
+        assert all(isinstance(value, str) for value in challenge.params.values())
+
+
+def test_secrets_never_show() -> None:
+    secret = Secret("hunter2")
+    credentials = Credentials("me", secret)
+    for shown in (repr(secret), str(secret), repr(credentials), f"{credentials}"):
+        assert "hunter2" not in shown
+    assert credentials.basic_header().reveal() == "Basic bWU6aHVudGVyMg=="  # base64 of "me:hunter2"
+    assert "bWU6aHVudGVyMg" not in repr(credentials.basic_header())
+    assert pickle.loads(pickle.dumps(secret)).reveal() == "hunter2"
+
+
+@pytest.mark.parametrize(
+    ("present", "wanted", "matches"),
+    [
+        ("linux/arm64/v8", "linux/arm64", True),
+        ("linux/arm64", "linux/arm64/v8", True),  # arm64 without a variant is v8
+        ("linux/arm/v6", "linux/arm/v7", False),
+        ("linux/amd64", "linux/amd64", True),
+        ("windows/amd64", "linux/amd64", False),
+    ],
+)
+def test_platform_matching(present: str, wanted: str, matches: bool) -> None:
+    assert platform_matches(present, wanted) is matches
