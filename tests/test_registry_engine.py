@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import make_samples as ms
+import pytest
 from conftest import skip_or_fail
 from registry_servers import need_tools, skopeo_push, start_registry
 
