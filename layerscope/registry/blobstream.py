@@ -60,6 +60,21 @@ class _ReadAhead:
         self._thread.join()
 
 
+class _Inline:
+    """The same interface without a thread."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+
+    def next(self) -> bytes | None:
+        return next(self._chunks, None)
+
+    def stop(self) -> None:
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+
 class BlobStream(io.RawIOBase):
     """Sequential reads of a blob; `seek` only forwards (skipping) or back to 0 within the first chunk,
     which is what sniffing the compression from the first bytes needs."""
@@ -68,7 +83,7 @@ class BlobStream(io.RawIOBase):
         super().__init__()
         self._make_chunks = chunks
         self._depth = read_ahead
-        self._source: _ReadAhead | None = None
+        self._source: _ReadAhead | _Inline | None = None
         self._first = b""
         self._chunk = b""
         self._offset = 0
@@ -83,7 +98,7 @@ class BlobStream(io.RawIOBase):
         if self._ended:
             return False
         if self._source is None:
-            self._source = _ReadAhead(self._make_chunks(), self._depth)
+            self._source = _ReadAhead(self._make_chunks(), self._depth) if self._depth else _Inline(self._make_chunks())
         try:
             chunk = self._source.next()
         except BaseException:
