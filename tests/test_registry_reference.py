@@ -3,20 +3,26 @@ secrets that never show; fuzzed with hypothesis (every input either parses or is
 
 from __future__ import annotations
 
+import json
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from layerscope.errors import SourceError
+from layerscope.errors import ArchiveError, SourceError
 from layerscope.registry.auth import Credentials, parse_challenges
+from layerscope.registry.models import DockerConfig, ImageIndex, ImageManifest, TokenResponse, parse_json
 from layerscope.registry.pull import platform_matches
 from layerscope.registry.reference import ImageReference, parse_name, parse_registry_location
 from layerscope.registry.secret import Secret
 from layerscope.sources import split_reference
 
 DIGEST = "sha256:" + "ab" * 32
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(
@@ -161,3 +167,48 @@ def test_secrets_never_show() -> None:
 )
 def test_platform_matching(present: str, wanted: str, matches: bool) -> None:
     assert platform_matches(present, wanted) is matches
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=80),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=30,
+)
+_DESCRIPTOR = st.fixed_dictionaries(
+    {"mediaType": st.text(max_size=40), "digest": st.sampled_from([DIGEST, "sha256:bad", ""]), "size": st.integers()}
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        _JSON,
+        st.fixed_dictionaries(
+            {"schemaVersion": st.integers(0, 3), "config": _DESCRIPTOR, "layers": st.lists(_DESCRIPTOR, max_size=4)}
+        ),
+        st.fixed_dictionaries({"schemaVersion": st.integers(0, 3), "manifests": st.lists(_DESCRIPTOR, max_size=4)}),
+    )
+)
+def test_registry_documents_parse_or_are_one_archive_error(document: object) -> None:
+    data = json.dumps(document).encode()
+    for model in (ImageManifest, ImageIndex, TokenResponse, DockerConfig):
+        try:
+            parsed = parse_json(data, model, "doc")
+        except ArchiveError as exc:
+            assert "\n" not in str(exc) and str(exc).startswith("doc: invalid")
+        else:
+            if isinstance(parsed, ImageManifest):
+                assert parsed.schemaVersion == 2 and all(0 <= d.size <= 1 << 40 for d in parsed.layers)
+
+
+def test_archives_never_load_httpx(tmp_path: Path) -> None:
+    """Reading an archive does not import the registry client's HTTP library (nor the docker SDK)."""
+    archive, output = str(ROOT / "sample_images" / "oci-zstd.tar"), str(tmp_path / "out")
+    code = (
+        "import sys; from layerscope.cli import main; "
+        f"rc = main(['inspect', {archive!r}, '-q', '-o', {output!r}]); "
+        "assert rc == 0; bad = [m for m in ('httpx', 'httpcore', 'docker') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
