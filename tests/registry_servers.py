@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -46,7 +47,7 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
         if process.poll() is not None:
             raise RuntimeError(f"docker-registry exited: {log.read_text()[-2000:]}")
         try:
-            urllib.request.urlopen(url, timeout=1)
+            urllib.request.urlopen(url, timeout=1, context=ssl._create_unverified_context())
             return
         except urllib.error.HTTPError:
             return  # 401 is an answer: the registry is up
@@ -77,7 +78,11 @@ class Registry:
 
 
 def start_registry(
-    workdir: Path, storage: Path, auth: dict[str, Any] | None = None, redirect: str | None = None
+    workdir: Path,
+    storage: Path,
+    auth: dict[str, Any] | None = None,
+    redirect: str | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> Registry:
     """docker-registry with its storage in `storage`, plain http on a free loopback port."""
     port = free_port()
@@ -93,6 +98,8 @@ def start_registry(
         "http:",
         f"  addr: 127.0.0.1:{port}",
     ]
+    if tls:
+        lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
     if auth:
         lines += ["auth:", *_yaml(auth, 1)]
     if redirect:
@@ -105,7 +112,7 @@ def start_registry(
         process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=handle, stderr=subprocess.STDOUT)
     registry = Registry(port, storage, process)
     try:
-        _wait_until_up(f"http://{registry.host}/v2/", process, log)
+        _wait_until_up(f"{'https' if tls else 'http'}://{registry.host}/v2/", process, log)
     except BaseException:
         registry.stop()
         raise
@@ -120,6 +127,34 @@ def _yaml(value: dict[str, Any], depth: int) -> list[str]:
         else:
             lines.append("  " * depth + f"{key}: {item}")
     return lines
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no one has signed: TLS that does not verify."""
+    cert, key = directory / "tls.crt", directory / "tls.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
 
 
 def htpasswd(path: Path, user: str, password: str) -> Path:

@@ -25,6 +25,7 @@ from registry_servers import (
     make_token_keys,
     need_tools,
     port_of,
+    self_signed_certificate,
     serving,
     skopeo_push,
     start_registry,
@@ -206,3 +207,21 @@ def test_redirected_blobs_get_no_credentials(storage: Path, expected: dict[str, 
     fetched = {path.split("/")[-2] for path, _ in seen}
     assert {layer["digest"][7:] for layer in layers} <= fetched  # every layer came from the object store
     assert all("Authorization" not in headers and "authorization" not in headers for _, headers in seen)
+
+
+def test_tls_is_verified_unless_insecure(storage: Path, expected: dict[str, object], tmp_path: Path) -> None:
+    """A registry on https with a certificate nobody signed: refused (no quiet fall back to plain http),
+    read with --insecure."""
+    registry = start_registry(tmp_path, storage, tls=self_signed_certificate(tmp_path))
+    try:
+        reference = f"registry://{registry.host}/sample/oci:demo"
+        verified = layerscope("inspect", reference)
+        insecure = layerscope("inspect", reference, "--insecure", "--format", "json")
+    finally:
+        registry.stop()
+    assert verified.returncode == 2 and verified.stdout == ""
+    last = verified.stderr.splitlines()[-1]
+    assert last.startswith(f"layerscope: error: {registry.host}: TLS certificate verification failed")
+    assert last.endswith("--insecure skips it")
+    assert insecure.returncode == 0, insecure.stderr
+    assert without_source(json.loads(insecure.stdout)) == expected

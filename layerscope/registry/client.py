@@ -81,6 +81,10 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
 
 
+class TLSVerifyError(RegistryError):
+    """The server's TLS certificate does not verify (and --insecure was not given)."""
+
+
 def _refused(exc: BaseException) -> bool:
     """Nothing listens there: asking again at once will not change that."""
     seen: BaseException | None = exc
@@ -155,6 +159,8 @@ class RegistryClient:
             try:
                 # With a fallback left, a failed TLS handshake is an answer (plain http), not a hiccup.
                 response = self._send_with_retries("GET", base.join("/v2/"), {}, retry=scheme == schemes[-1])
+            except TLSVerifyError:
+                raise  # a registry that speaks TLS with a certificate we cannot verify: say so, never downgrade
             except RegistryError:
                 if scheme != schemes[-1]:
                     continue
@@ -266,6 +272,11 @@ class RegistryClient:
             try:
                 response = self._send_following(method, url, headers, data)
             except httpx.TransportError as exc:
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                    host = url.netloc.decode("ascii", "replace")
+                    raise TLSVerifyError(
+                        f"{host}: TLS certificate verification failed ({_describe(exc)}); --insecure skips it"
+                    ) from None
                 if last or _refused(exc):
                     raise RegistryError(self._transport_message(url, exc, attempt + 1)) from None
                 self._wait(attempt)
@@ -279,8 +290,6 @@ class RegistryClient:
 
     def _transport_message(self, url: httpx.URL, exc: httpx.TransportError, attempts: int) -> str:
         host = url.netloc.decode("ascii", "replace")
-        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-            return f"{host}: TLS certificate verification failed ({_describe(exc)}); --insecure skips it"
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         return f"{host}: {type(exc).__name__}: {_describe(exc)}{tries}"
 
