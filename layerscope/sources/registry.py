@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from layerscope.errors import EngineError, UsageError
+from layerscope.errors import EngineError, SourceError, UsageError
 from layerscope.sources.base import LayerBlob, OpenedImage, SourceOptions
 from layerscope.sources.engine import open_engine_image
 
@@ -33,12 +33,18 @@ def open_by_name(name: str, options: SourceOptions) -> OpenedImage:
     """A bare NAME[:TAG]: the engine's copy when the engine has it (or --pull fetched it), else the registry's."""
     from layerscope.registry.reference import parse_name
 
-    ref = parse_name(name)  # a malformed name fails here, before any engine or network call
     if options.pull:
         engine_pull(name, options.platform)
         return _from_engine(name, options)
+    try:
+        ref = parse_name(name)
+    except SourceError:
+        ref = None  # not a registry name; the engine may still know it (an image ID, say)
     if engine_has(name):
         return _from_engine(name, options)
+    if ref is None:
+        parse_name(name)  # raises: say what is wrong with it as a registry name
+    assert ref is not None
     return _open_remote(ref, options)
 
 
