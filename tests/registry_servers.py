@@ -291,8 +291,24 @@ class TokenServer(_Quiet):
         if self.headers.get("Authorization") != expected:
             self._send(401, b'{"details":"wrong credentials"}')
             return
+        self._issue(query.get("service", [""])[0], query.get("scope", []))
+
+    def do_POST(self) -> None:
+        """The OAuth2 form: grant_type=refresh_token with the identity token `docker login` stored."""
+        server: Any = self.server
+        length = int(self.headers.get("Content-Length", "0"))
+        form = parse_qs(self.rfile.read(min(length, 1 << 16)).decode())
+        server.seen.append((self.path, dict(self.headers)))
+        if form.get("grant_type") != ["refresh_token"] or form.get("refresh_token") != [server.refresh_token]:
+            self._send(401, b'{"details":"wrong refresh token"}')
+            return
+        scopes = [scope for field in form.get("scope", []) for scope in field.split(" ")]
+        self._issue(form.get("service", [""])[0], scopes, access_token=True)
+
+    def _issue(self, service: str, scopes: list[str], access_token: bool = False) -> None:
+        server: Any = self.server
         access = []
-        for scope in query.get("scope", []):
+        for scope in scopes:
             kind, _, rest = scope.partition(":")
             name, _, actions = rest.rpartition(":")
             access.append({"type": kind, "name": name, "actions": [a for a in actions.split(",") if a]})
@@ -300,7 +316,7 @@ class TokenServer(_Quiet):
         claims = {
             "iss": ISSUER,
             "sub": server.user,
-            "aud": query.get("service", [""])[0],
+            "aud": service,
             "exp": now + 600,
             "nbf": now - 10,
             "iat": now,
@@ -308,7 +324,8 @@ class TokenServer(_Quiet):
             "access": access,
         }
         token = sign_jwt(server.keys, claims)
-        self._send(200, json.dumps({"token": token, "expires_in": 600}).encode())
+        field = "access_token" if access_token else "token"  # the spec allows either name
+        self._send(200, json.dumps({field: token, "expires_in": 600}).encode())
 
     def _send(self, status: int, body: bytes) -> None:
         self.send_response(status)

@@ -156,7 +156,10 @@ def test_docker_config_auths_and_credential_helper(storage: Path, expected: dict
 
 def test_token_flow(storage: Path, expected: dict[str, object], tmp_path: Path) -> None:
     keys = make_token_keys(tmp_path)
-    with serving(TokenServer, keys=keys, user=USER, password=PASSWORD, seen=[]) as token_server:
+    refresh = "refresh-Jq77-never-shown"
+    config_dir = tmp_path / "docker-config"
+    config_dir.mkdir()
+    with serving(TokenServer, keys=keys, user=USER, password=PASSWORD, refresh_token=refresh, seen=[]) as token_server:
         realm = f"http://127.0.0.1:{port_of(token_server)}/token"
         auth = {"token": {"realm": realm, "service": SERVICE, "issuer": ISSUER, "rootcertbundle": keys.cert}}
         registry = start_registry(tmp_path, storage, auth=auth)
@@ -166,6 +169,10 @@ def test_token_flow(storage: Path, expected: dict[str, object], tmp_path: Path) 
                 "inspect", reference, "--format", "json", "--username", USER, "--password-stdin", stdin=PASSWORD
             )
             wrong = layerscope("inspect", reference, "--username", USER, "--password-stdin", "--debug", stdin=WRONG)
+            # an identity token in the docker config (what `docker login` stores for OAuth2 registries)
+            entry = {"auth": base64.b64encode(f"{USER}:".encode()).decode(), "identitytoken": refresh}
+            (config_dir / "config.json").write_text(json.dumps({"auths": {registry.host: entry}}))
+            identity = layerscope("inspect", reference, "--format", "json", env={"DOCKER_CONFIG": str(config_dir)})
         finally:
             registry.stop()
         seen = list(token_server.seen)  # type: ignore[attr-defined]
@@ -177,8 +184,12 @@ def test_token_flow(storage: Path, expected: dict[str, object], tmp_path: Path) 
         f"layerscope: error: {registry.host}/sample/oci:demo: {registry.host} refused the credentials "
         "from --username (401)"
     )
-    assert_no_secret(ok)
-    assert_no_secret(wrong)
+    assert identity.returncode == 0, identity.stderr
+    assert without_source(json.loads(identity.stdout)) == expected
+    assert any(headers.get("Content-Type") == "application/x-www-form-urlencoded" for _, headers in seen)
+    for done in (ok, wrong, identity):
+        assert_no_secret(done)
+        assert refresh not in done.stdout + done.stderr
 
 
 def test_redirected_blobs_get_no_credentials(storage: Path, expected: dict[str, object], tmp_path: Path) -> None:

@@ -212,3 +212,18 @@ def test_archives_never_load_httpx(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--username", "me"], "--username needs --password-stdin (the password is never taken on the command line)"),
+        (["--password-stdin"], "--password-stdin needs --username"),
+        (["--insecure"], "--username, --password-stdin and --insecure apply to registry images only"),
+    ],
+)
+def test_registry_options_are_checked(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from layerscope.cli import main
+
+    assert main(["inspect", str(ROOT / "sample_images" / "oci-zstd.tar"), *args]) == 2
+    assert capsys.readouterr().err == f"layerscope: error: {message}\n"
