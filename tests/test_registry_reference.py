@@ -7,6 +7,7 @@ import json
 import pickle
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,36 @@ def test_registry_options_are_checked(args: list[str], message: str, capsys: pyt
 
     assert main(["inspect", str(ROOT / "sample_images" / "oci-zstd.tar"), *args]) == 2
     assert capsys.readouterr().err == f"layerscope: error: {message}\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=5000),
+    st.lists(st.integers(1, 700), min_size=1, max_size=30),
+    st.lists(st.integers(-1, 900), min_size=1, max_size=30),
+    st.sampled_from([0, 2]),
+)
+def test_blob_stream_reads_what_the_chunks_hold(data: bytes, cuts: list[int], reads: list[int], ahead: int) -> None:
+    """Whatever the chunking and the read sizes, the reader returns the bytes in order; closing early
+    still consumes the source to its end (that is where a registry blob's digest is checked)."""
+    from layerscope.registry.blobstream import BlobStream
+
+    finished: list[bool] = []
+
+    def chunks() -> Iterator[bytes]:
+        pos, i = 0, 0
+        while pos < len(data):
+            size = cuts[i % len(cuts)]
+            yield data[pos : pos + size]
+            pos, i = pos + size, i + 1
+        finished.append(True)
+
+    stream = BlobStream(chunks, read_ahead=ahead)
+    head = stream.read(4)
+    stream.seek(0)
+    got = bytearray()
+    for size in reads:
+        got += stream.read(size)
+    assert bytes(got) == data[: len(got)] and head == data[:4]
+    stream.close()
+    assert finished == [True]

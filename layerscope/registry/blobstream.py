@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 _END = object()
+_HEAD_KEPT = 4096
 _POLL = 0.1
 
 
@@ -76,15 +77,15 @@ class _Inline:
 
 
 class BlobStream(io.RawIOBase):
-    """Sequential reads of a blob; `seek` only forwards (skipping) or back to 0 within the first chunk,
-    which is what sniffing the compression from the first bytes needs."""
+    """Sequential reads of a blob; `seek` only forwards (skipping) or back within the first 4 KiB, which is
+    what sniffing the compression from the first bytes needs."""
 
     def __init__(self, chunks: Callable[[], Iterator[bytes]], read_ahead: int = 16) -> None:
         super().__init__()
         self._make_chunks = chunks
         self._depth = read_ahead
         self._source: _ReadAhead | _Inline | None = None
-        self._first = b""
+        self._head = bytearray()  # the first bytes read, so that a sniffer can seek back over them
         self._chunk = b""
         self._offset = 0
         self._pos = 0
@@ -107,8 +108,6 @@ class BlobStream(io.RawIOBase):
         if chunk is None:
             self._ended = True
             return False
-        if not self._first and self._pos == 0:
-            self._first = chunk
         self._chunk, self._offset = chunk, 0
         return True
 
@@ -119,6 +118,8 @@ class BlobStream(io.RawIOBase):
             if self._offset >= len(self._chunk) and not self._next_chunk():
                 break
             piece = self._chunk[self._offset : self._offset + wanted]
+            if self._pos < _HEAD_KEPT:
+                self._head += piece[: _HEAD_KEPT - self._pos]
             self._offset += len(piece)
             self._pos += len(piece)
             wanted -= len(piece)
@@ -132,10 +133,13 @@ class BlobStream(io.RawIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         target = offset if whence == io.SEEK_SET else self._pos + offset if whence == io.SEEK_CUR else -1
-        if target == 0 and self._first and self._chunk is self._first:
-            self._offset = self._pos = 0
-        elif target >= self._pos:
+        if target >= self._pos:
             self._skip(target - self._pos)
+        elif target >= 0 and self._pos <= len(self._head):
+            # back into the first bytes (sniffing the compression): replay them before the rest
+            self._chunk = bytes(self._head[target : self._pos]) + self._chunk[self._offset :]
+            self._offset, self._pos = 0, target
+            del self._head[target:]
         else:
             raise io.UnsupportedOperation("a registry blob can only be read forwards")
         return self._pos
