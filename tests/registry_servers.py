@@ -342,6 +342,7 @@ class TokenServer(_Quiet):
 class Faults:
     drop_blob_times: int = 0  # how many blob responses are cut off halfway (then the connection closes)
     manifest_503_times: int = 0  # how many manifest requests get 503 first
+    deny: bool = False  # answer every manifest request 403 DENIED
     log: list[tuple[str, str]] = field(default_factory=list)  # (path, Range header)
 
 
@@ -362,6 +363,10 @@ class LayoutRegistry(_Quiet):
             if faults.manifest_503_times > 0:
                 faults.manifest_503_times -= 1
                 self._send(503, b'{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}', "application/json")
+                return
+            if faults.deny:
+                body = b'{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}'
+                self._send(403, body, "application/json")
                 return
             self._manifest(server.layout, match.group("reference"))
         elif match := _BLOB.match(self.path):

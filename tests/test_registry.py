@@ -362,3 +362,14 @@ def test_check_with_registry_baseline(pushed: Pushed, capsys: pytest.CaptureFixt
 
 def _stdin(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO(text))
+
+
+def test_access_denied(capsys: pytest.CaptureFixture[str]) -> None:
+    with serving(LayoutRegistry, layout=SAMPLES / "oci-layout", faults=Faults(deny=True)) as server:
+        host = f"127.0.0.1:{port_of(server)}"
+        code, out, err = run(capsys, "inspect", f"registry://{host}/sample/oci:demo")
+    assert code == 2 and out == ""
+    assert err == (
+        f"layerscope: error: {host}/sample/oci:demo: access denied (403 from {host}: "
+        "DENIED requested access to the resource is denied)\n"
+    )
