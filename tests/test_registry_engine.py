@@ -132,3 +132,18 @@ def test_pull_refused_where_it_cannot_apply(capsys: pytest.CaptureFixture[str]) 
     code = main(["inspect", f"oci:{LAYOUT}:demo", "--pull"])
     assert code == 2
     assert "--pull asks the Docker engine to pull NAME[:TAG]" in capsys.readouterr().err
+
+
+def test_bare_name_in_neither_place(engine: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    need_tools("docker-registry")
+    registry = start_registry(tmp_path, tmp_path / "storage")
+    name = f"{registry.host}/layerscope-registry-test/absent:nope"
+    try:
+        code = main(["inspect", name])
+    finally:
+        registry.stop()
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"layerscope: error: {name}: not in the Docker engine, and from its registry: {name}: not found "
+        f"(404 from {registry.host}: MANIFEST_UNKNOWN manifest unknown)\n"
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -86,12 +87,12 @@ class TLSVerifyError(RegistryError):
 
 
 def _refused(exc: BaseException) -> bool:
-    """Nothing listens there: asking again at once will not change that."""
+    """Nothing listens there, or the name does not resolve: asking again at once will not change that."""
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None:
             return False
-        if isinstance(seen, ConnectionRefusedError):
+        if isinstance(seen, ConnectionRefusedError | socket.gaierror):  # refused, or no such host
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -13,6 +13,7 @@ import functools
 from typing import TYPE_CHECKING
 
 from layerscope.errors import EngineError, SourceError, UsageError
+from layerscope.registry.errors import RegistryError
 from layerscope.sources.base import LayerBlob, OpenedImage, SourceOptions
 from layerscope.sources.engine import open_engine_image
 
@@ -40,12 +41,17 @@ def open_by_name(name: str, options: SourceOptions) -> OpenedImage:
         ref = parse_name(name)
     except SourceError:
         ref = None  # not a registry name; the engine may still know it (an image ID, say)
-    if engine_has(name):
+    engine = engine_state(name)
+    if engine == "has it":
         return _from_engine(name, options)
     if ref is None:
         parse_name(name)  # raises: say what is wrong with it as a registry name
     assert ref is not None
-    return _open_remote(ref, options)
+    try:
+        return _open_remote(ref, options)
+    except RegistryError as exc:
+        # both places were tried: say so, in one line
+        raise RegistryError(f"{name}: {engine}, and from its registry: {exc}") from None
 
 
 def _from_engine(name: str, options: SourceOptions) -> OpenedImage:
@@ -89,23 +95,26 @@ def _open_remote(ref: ImageReference, options: SourceOptions) -> OpenedImage:
     )
 
 
-def engine_has(name: str) -> bool:
-    """Whether a Docker engine is reachable and has an image by this name (quietly no otherwise)."""
+def engine_state(name: str) -> str:
+    """ "has it", "not in the Docker engine" or "no Docker engine reachable" (quietly, without raising)."""
+    unreachable = "no Docker engine reachable"
     try:
         import docker
         from docker.errors import DockerException, ImageNotFound
         from requests import RequestException
     except ImportError:  # pragma: no cover - docker is a declared dependency
-        return False
+        return unreachable
     try:
         client = docker.from_env(timeout=_ENGINE_PROBE_TIMEOUT)
     except DockerException:
-        return False
+        return unreachable
     try:
         client.images.get(name)
-        return True
-    except (ImageNotFound, DockerException, RequestException, OSError):
-        return False
+        return "has it"
+    except ImageNotFound:
+        return "not in the Docker engine"
+    except (DockerException, RequestException, OSError):
+        return unreachable
     finally:
         client.close()
 
