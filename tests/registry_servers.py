@@ -182,9 +182,19 @@ def skopeo_raw_manifest(registry: str, repository_tag: str) -> bytes:
 # -- servers in threads ---------------------------------------------------------------------------
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Client-side hang-ups (the https probe of a plain-http port, a test's dropped connection) are
+    expected here: not printed on stderr, where they would mix with layerscope's own output."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def serving(handler: type[BaseHTTPRequestHandler], **attributes: Any) -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _QuietServer(("127.0.0.1", 0), handler)
     for name, value in attributes.items():
         setattr(server, name, value)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
