@@ -9,6 +9,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from layerscope.archive.documents import ImageConfig as ValidatedConfig
+from layerscope.archive.documents import parse
 from layerscope.errors import ArchiveError, SourceError
 from layerscope.registry.blobstream import BlobStream
 from layerscope.registry.client import ClientSettings, Fetched, RegistryClient
@@ -176,12 +178,11 @@ def _config_bytes(client: RegistryClient, manifest: ImageManifest) -> bytes:
 
 
 def _config(client: RegistryClient, manifest: ImageManifest) -> dict[str, Any]:
-    what = f"{client.ref}: config {manifest.config.digest}"
+    """The image config, validated by the model every source uses (the analysis relies on it)."""
     if manifest.config.mediaType and manifest.config.mediaType not in CONFIG_TYPES:
         raise SourceError(f"{client.ref}: not a container image (config type {printable(manifest.config.mediaType)})")
     data = _config_bytes(client, manifest)
-    parse_json(data, ImageConfig, what)  # validated; the analysis reads the rest as a plain dict
-    return json_object(data, what)
+    return parse(ValidatedConfig, data, str(client.ref), f"config {manifest.config.digest}").as_dict()
 
 
 def _layers(client: RegistryClient, manifest: ImageManifest, config: dict[str, Any]) -> list[RemoteLayer]:

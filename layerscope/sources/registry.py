@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
-from layerscope.errors import EngineError, SourceError, UsageError
+from layerscope.errors import EngineError, SourceError
+from layerscope.image import LayerBlob, OpenedImage, SourceOptions
 from layerscope.registry.errors import RegistryError
-from layerscope.sources.base import LayerBlob, OpenedImage, SourceOptions
+from layerscope.sources.base import BlobImage, reject_options
 from layerscope.sources.engine import open_engine_image
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def open_by_name(name: str, options: SourceOptions) -> OpenedImage:
 
 def _from_engine(name: str, options: SourceOptions) -> OpenedImage:
     opened = open_engine_image(name, options)
-    opened.source, opened.origin = "docker", "the Docker engine"
+    opened.origin = "the Docker engine"
     return opened
 
 
@@ -73,8 +74,9 @@ def _settings(options: SourceOptions) -> ClientSettings:
 def _open_remote(ref: ImageReference, options: SourceOptions) -> OpenedImage:
     from layerscope.registry.pull import pull_image
 
-    if options.image:
-        raise UsageError("--image picks an image inside a multi-image docker archive, not in a registry")
+    reject_options(
+        options, str(ref), image="it picks an image inside a multi-image archive; a registry reference names one"
+    )
     remote = pull_image(ref, _settings(options), options.platform)
     layers = [
         LayerBlob(
@@ -82,17 +84,14 @@ def _open_remote(ref: ImageReference, options: SourceOptions) -> OpenedImage:
             name=f"{ref.registry}/{ref.repository}@{layer.digest}",
             stored_size=layer.size,
             open=functools.partial(remote.open_layer, layer),  # type: ignore[arg-type]
+            identity=layer.digest,  # a blob listed twice is downloaded once
         )
         for layer in remote.layers
     ]
-    return OpenedImage(
-        reference=str(ref),
-        config=remote.config,
-        layers=layers,
-        _closers=[remote.close],
-        source="registry",
-        origin=f"registry {ref.api_host} ({remote.reference.registry}/{ref.repository}@{remote.reference.digest})",
-    )
+    image = BlobImage(str(ref), "registry", remote.config, layers)
+    image.origin = f"registry {ref.api_host} ({ref.registry}/{ref.repository}@{remote.reference.digest})"
+    image._closers.append(remote.close)
+    return image
 
 
 def engine_state(name: str) -> str:
