@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     tui.add_argument("--image", help="repo:tag to pick in a multi-image docker archive")
     tui.add_argument("--platform", help="os/arch[/variant] to pick in an OCI index (default: the host's)")
     tui.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    # registry credentials come from ~/.docker/config.json here: stdin belongs to the terminal UI
+    tui.add_argument("--pull", action="store_true", help="have the Docker engine pull NAME[:TAG], then read it")
+    tui.add_argument("--insecure", action="store_true", help="registries: skip TLS verification, allow plain http")
     inspect.add_argument("--packages", default="10", help="how many packages the table lists, or 'all'")
     diff.add_argument("--packages", default="15", help="how many changed packages each group lists, or 'all'")
     for sub in (inspect, diff, check):
@@ -171,7 +174,7 @@ def _source_options(args: argparse.Namespace, image: str | None) -> SourceOption
         platform=args.platform,
         pull=args.pull,
         insecure=args.insecure,
-        username=args.username,
+        username=getattr(args, "username", None),
         password=getattr(args, "password", None),
     )
 
@@ -385,14 +388,11 @@ def _tui(args: argparse.Namespace) -> Exit:
     line, exit 2) before the screen is taken over; the app reads them in a worker and closes them."""
     from contextlib import ExitStack
 
-    from layerscope.sources import SourceOptions, open_image
+    from layerscope.sources import open_image
 
     references = [args.reference] if args.new is None else [args.reference, args.new]
     with ExitStack() as stack:
-        images = [
-            stack.enter_context(open_image(ref, SourceOptions(image=args.image, platform=args.platform)))
-            for ref in references
-        ]
+        images = [stack.enter_context(open_image(ref, _source_options(args, args.image))) for ref in references]
         from layerscope.tui import create_app
 
         gc.enable()  # an interactive session runs for minutes: let the collector work
