@@ -340,7 +340,7 @@ def test_check_with_registry_baseline(pushed: Pushed, capsys: pytest.CaptureFixt
     compressed = sum(archive_layer_sizes(SAMPLES / "after.tar")[1])
     config = tmp_path / "layerscope.toml"
     for budget, expected_exit in ((compressed, 0), (compressed - 1, 1)):
-        config.write_text(f'max-compressed-size = {budget}\n[baseline]\nmin-reduction = "1B"\n')
+        config.write_text(f'max-compressed-size = "{budget}B"\n[baseline]\nmin-reduction = "1B"\n')
         code, out, err = run(
             capsys,
             "check",
