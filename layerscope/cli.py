@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from layerscope.gate.dive_ci import DiveCiRules
     from layerscope.model import CheckReport, ImageReport
     from layerscope.render.options import RenderOptions
+    from layerscope.sources import SourceOptions
 
 
 class Exit(IntEnum):
@@ -87,11 +88,20 @@ def _parser() -> argparse.ArgumentParser:
     tui.add_argument("--image", help="repo:tag to pick in a multi-image docker archive")
     tui.add_argument("--platform", help="os/arch[/variant] to pick in an OCI index (default: the host's)")
     tui.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    # registry credentials come from ~/.docker/config.json here: stdin belongs to the terminal UI
+    tui.add_argument("--pull", action="store_true", help="have the Docker engine pull NAME[:TAG], then read it")
+    tui.add_argument("--insecure", action="store_true", help="registries: skip TLS verification, allow plain http")
     inspect.add_argument("--packages", default="10", help="how many packages the table lists, or 'all'")
     diff.add_argument("--packages", default="15", help="how many changed packages each group lists, or 'all'")
     for sub in (inspect, diff, check):
         sub.add_argument("-o", "--output", default="-", help="write the report to FILE instead of stdout ('-')")
-        sub.add_argument("--platform", help="os/arch[/variant] to pick in an OCI index (default: the host's)")
+        sub.add_argument(
+            "--platform", help="os/arch[/variant] to pick in an OCI index or manifest list (default: the host's)"
+        )
+        sub.add_argument("--pull", action="store_true", help="have the Docker engine pull NAME[:TAG], then read it")
+        sub.add_argument("--insecure", action="store_true", help="registries: skip TLS verification, allow plain http")
+        sub.add_argument("--username", help="registries: log in as USER (the password is read with --password-stdin)")
+        sub.add_argument("--password-stdin", action="store_true", help="registries: read the password from stdin")
         sub.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr")
         sub.add_argument("--debug", action="store_true", help="show a traceback on errors")
         sub.add_argument(
@@ -105,9 +115,11 @@ def _parser() -> argparse.ArgumentParser:
 COMMANDS = ("inspect", "diff", "check", "tui")
 
 _REFERENCE_HELP = (
-    "docker-archive:PATH, oci:DIR[:TAG], oci-archive:PATH[:TAG], docker://NAME[:TAG], a path, "
-    "or NAME[:TAG] in the local engine"
+    "docker-archive:PATH, oci:DIR[:TAG], oci-archive:PATH[:TAG], docker://NAME[:TAG], "
+    "registry://HOST[:PORT]/REPO[:TAG|@DIGEST], a path, or NAME[:TAG] (the local engine's copy when it "
+    "has one, else the registry's)"
 )
+_MAX_PASSWORD = 4096
 
 
 def _progress(enabled: bool, label: str = "reading layers"):  # type: ignore[no-untyped-def]
@@ -131,7 +143,7 @@ def _both_reports(args: argparse.Namespace) -> tuple[ImageReport, ImageReport]:
     from layerscope.parallel import Forked
     from layerscope.sources import split_reference
 
-    engine = any(split_reference(ref)[0] == "docker" for ref in (args.old, args.new))
+    engine = any(split_reference(ref)[0] in ("docker", "name") for ref in (args.old, args.new))
     if not engine:
         return (
             _report(args, args.old, args.old_image, "reading old image"),
@@ -148,13 +160,52 @@ def _both_reports(args: argparse.Namespace) -> tuple[ImageReport, ImageReport]:
 
 def _inspection(args: argparse.Namespace, reference: str, image: str | None, label: str) -> Inspection:
     from layerscope.analysis.inspect import inspect_image
-    from layerscope.sources import SourceOptions, open_image
+    from layerscope.sources import open_image
 
     progress = _progress(not args.quiet and sys.stderr.isatty(), label)
-    with open_image(reference, SourceOptions(image=image, platform=args.platform)) as opened:
+    with open_image(reference, _source_options(args, image)) as opened:
+        if not args.quiet and opened.origin:
+            print(f"layerscope: {_printable(reference)}: reading from {opened.origin}", file=sys.stderr)
         if progress:
             opened.on_bytes = _stream_progress(label)
         return inspect_image(opened, progress=progress, top=getattr(args, "top", 20), runtime=not args.no_runtime_check)
+
+
+def _source_options(args: argparse.Namespace, image: str | None) -> SourceOptions:
+    from layerscope.sources import SourceOptions
+
+    return SourceOptions(
+        image=image,
+        platform=args.platform,
+        pull=args.pull,
+        insecure=args.insecure,
+        username=getattr(args, "username", None),
+        password=getattr(args, "password", None),
+    )
+
+
+def _read_password(args: argparse.Namespace) -> None:
+    """--password-stdin, read once (a diff's two sides share it), kept as a Secret from the start."""
+    from layerscope.registry.secret import Secret
+
+    password_stdin, username = getattr(args, "password_stdin", False), getattr(args, "username", None)
+    if password_stdin and username is None:
+        raise UsageError("--password-stdin needs --username")
+    if username is not None and not password_stdin:
+        raise UsageError("--username needs --password-stdin (the password is never taken on the command line)")
+    if not password_stdin:
+        return
+    text = sys.stdin.read(_MAX_PASSWORD + 1)
+    if len(text) > _MAX_PASSWORD:
+        raise UsageError("--password-stdin: the password is too long")
+    password = text.rstrip("\r\n")
+    if not password:
+        raise UsageError("--password-stdin: stdin was empty")
+    args.password = Secret(password)
+
+
+def _printable(text: str) -> str:
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def _stream_progress(label: str):  # type: ignore[no-untyped-def]
@@ -342,14 +393,11 @@ def _tui(args: argparse.Namespace) -> Exit:
     line, exit 2) before the screen is taken over; the app reads them in a worker and closes them."""
     from contextlib import ExitStack
 
-    from layerscope.sources import SourceOptions, open_image
+    from layerscope.sources import open_image
 
     references = [args.reference] if args.new is None else [args.reference, args.new]
     with ExitStack() as stack:
-        images = [
-            stack.enter_context(open_image(ref, SourceOptions(image=args.image, platform=args.platform)))
-            for ref in references
-        ]
+        images = [stack.enter_context(open_image(ref, _source_options(args, args.image))) for ref in references]
         from layerscope.tui import create_app
 
         gc.enable()  # an interactive session runs for minutes: let the collector work
@@ -382,6 +430,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args: argparse.Namespace | None = None
     try:
         args = parser.parse_args(argv)
+        _read_password(args)
         commands = {"inspect": _inspect, "diff": _diff, "check": _check, "tui": _tui}
         return int(commands[args.command](args))
     except LayerscopeError as exc:

@@ -63,10 +63,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from layerscope.archive.blobs import Compression
 from layerscope.archive.tarstream import Entry, Kind
+
+if TYPE_CHECKING:
+    from layerscope.registry.secret import Secret
 
 __all__ = [
     "Capture",
@@ -124,6 +127,10 @@ class SourceOptions:
 
     image: str | None = None  # repo:tag inside a multi-image archive
     platform: str | None = None  # os/arch[/variant]
+    pull: bool = False  # a bare name: have the engine pull it first, then read the engine's copy
+    insecure: bool = False  # registries: TLS not verified, plain http allowed
+    username: str | None = None  # registries: with `password`, instead of ~/.docker/config.json
+    password: Secret | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,7 @@ class OpenedImage:
     """An image ready to be scanned; subclasses implement `scan` (see the module doc)."""
 
     source = "unknown"
+    origin = ""  # for people, when the reference does not say it: e.g. the registry image with its digest
 
     def __init__(self, reference: str, config: dict[str, Any] | None = None, layers: list[LayerBlob] | None = None):
         self.reference = reference

@@ -167,6 +167,10 @@ class RuntimeReport(_Frozen):
 class ImageReport(_Frozen):
     schema_version: int = SCHEMA_VERSION
     reference: str = Field(description="The reference as the user gave it")
+    source: str = Field(
+        default="",
+        description="Where it was read from: docker-archive, oci, oci-archive, docker (the engine) or registry",
+    )
     os: str | None
     architecture: str | None
     layers: list[LayerReport]
@@ -316,6 +320,11 @@ class DiffReport(_Frozen):
     layers_old: list[LayerSide]
     layers_new: list[LayerSide]
     shared_bytes: int = Field(description="Bytes of the new image's layers the old image already has")
+    pull_bytes: int | None = Field(
+        default=None,
+        description="Compressed bytes a pull of the new image transfers where the old one is present: the stored "
+        "size of each new layer whose diff_id the old image lacks; null when such a layer's stored size is unknown",
+    )
     findings: FindingDiff
     toolchain: ToolchainVerdict
     python: PythonChange

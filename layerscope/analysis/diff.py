@@ -211,6 +211,14 @@ def _runtime(old: ImageReport, new: ImageReport) -> RuntimeDiff | None:
     return RuntimeDiff(missing=sorted(lost, key=lambda lib: (lib.old_path is None, lib.library)))
 
 
+def _pull_bytes(old: ImageReport, new: ImageReport) -> int | None:
+    """What `docker pull NEW` downloads when OLD is there: layers are shared by diff_id, the rest cost
+    their stored (compressed) size."""
+    present = {layer.diff_id for layer in old.layers}
+    missing = [layer.compressed_size for layer in new.layers if layer.diff_id not in present]
+    return None if any(size_ is None for size_ in missing) else sum(s for s in missing if s is not None)
+
+
 def build_diff(old: ImageReport, new: ImageReport, expect: Threshold | None = None) -> DiffReport:
     sizes = _sizes(old, new)
     headline = next(s for s in sizes if s.metric == HEADLINE)
@@ -226,6 +234,7 @@ def build_diff(old: ImageReport, new: ImageReport, expect: Threshold | None = No
         layers_old=_layers(old, new),
         layers_new=layers_new,
         shared_bytes=sum(layer.size for layer in layers_new if layer.shared),
+        pull_bytes=_pull_bytes(old, new),
         findings=_findings(old, new),
         toolchain=_toolchain(new),
         python=PythonChange(

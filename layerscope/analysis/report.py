@@ -55,6 +55,7 @@ def image_report(
     compressed = [layer.compressed_size for layer in layers]
     return ImageReport(
         reference=image.reference,
+        source=image.source,
         os=image.config.get("os"),
         architecture=image.config.get("architecture"),
         layers=layers,

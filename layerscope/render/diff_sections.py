@@ -158,6 +158,8 @@ def layers(report: DiffReport) -> Section:
         f"{size(report.shared_bytes)} of the new image's layers are shared with the old one (same diff_id) "
         "and cost nothing to pull again."
     )
+    if report.pull_bytes is not None:
+        note += f" Where the old image is present, a pull of the new one transfers {size(report.pull_bytes)}."
     return Section("Layers", ["image", "#", "size", "", "created by"], rows, [note])
 
 
