@@ -15,6 +15,7 @@ recently used entries are evicted when the total exceeds the cap; a hit refreshe
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -24,11 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import layerscope
 from layerscope import __version__
 
-# Bumped whenever what a layer entry holds, or how it is computed, changes: older entries are ignored.
-ANALYSIS_VERSION = f"{__version__}/1"
-DEFAULT_MAX_BYTES = 2 << 30
+DEFAULT_MAX_BYTES = 2 * 10**9  # 2 GB, in the decimal units every output uses
 _MAGIC = b"LSCACHE1"
 _HEADER = struct.Struct(">8sI")  # magic, length of the JSON metadata that follows
 _MAX_META = 4096
@@ -93,6 +93,22 @@ class CacheInfo:
         return self.last_hits / (self.last_hits + self.last_misses)
 
 
+@functools.cache
+def analysis_version() -> str:
+    """The release and a digest of every module of the package. What an entry holds is computed by
+    this code, so any change to it (a capture limit, a cataloger, the report) makes older entries
+    misses, without anybody having to remember to bump a number. Hashing the ~80 sources costs a few ms."""
+    package = Path(layerscope.__file__).parent
+    digest = hashlib.sha256()
+    try:
+        for path in sorted(package.rglob("*.py")):
+            digest.update(str(path.relative_to(package)).encode() + b"\0")
+            digest.update(path.read_bytes())
+    except OSError:
+        return f"{__version__}/unknown-code"
+    return f"{__version__}/{digest.hexdigest()[:16]}"
+
+
 def default_directory() -> Path:
     """`$XDG_CACHE_HOME/layerscope`, else `~/.cache/layerscope` (the XDG base directory default)."""
     base = os.environ.get("XDG_CACHE_HOME")
@@ -103,10 +119,10 @@ def default_directory() -> Path:
 class LayerCache:
     """get/put of opaque payloads by key; counts hits and misses for `cache info`."""
 
-    def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES, version: str = ANALYSIS_VERSION) -> None:
+    def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES, version: str | None = None) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
-        self.version = version
+        self.version = version or analysis_version()
         self.hits = 0
         self.misses = 0
 

@@ -21,6 +21,7 @@ from layerscope.render.terminal import escape
 
 if TYPE_CHECKING:
     from layerscope.analysis.inspect import Inspection
+    from layerscope.cache import LayerCache
     from layerscope.gate.config import GateConfig
     from layerscope.gate.dive_ci import DiveCiRules
     from layerscope.model import CheckReport, ImageReport
@@ -94,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--packages", default="10", help="how many packages the table lists, or 'all'")
     diff.add_argument("--packages", default="15", help="how many changed packages each group lists, or 'all'")
     for sub in (inspect, diff, check):
+        _add_cache_options(sub)
+    _add_cache_command(commands)
+    for sub in (inspect, diff, check):
         sub.add_argument("-o", "--output", default="-", help="write the report to FILE instead of stdout ('-')")
         sub.add_argument(
             "--platform", help="os/arch[/variant] to pick in an OCI index or manifest list (default: the host's)"
@@ -112,7 +116,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = ("inspect", "diff", "check", "tui")
+COMMANDS = ("inspect", "diff", "check", "tui", "cache")
+
+
+def _add_cache_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    _add_cache_location(sub)
+
+
+def _add_cache_location(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="where layer results and reports are kept (default: $XDG_CACHE_HOME/layerscope, else ~/.cache/layerscope)",
+    )
+    sub.add_argument(
+        "--cache-size",
+        metavar="SIZE",
+        default=os.environ.get("LAYERSCOPE_CACHE_SIZE"),
+        help="cap on the cache: least recently used entries go beyond it (default 2GB, or $LAYERSCOPE_CACHE_SIZE)",
+    )
+
+
+def _add_cache_command(commands: argparse._SubParsersAction[_Parser]) -> None:
+    cache = commands.add_parser("cache", help="what the cache holds (info), or empty it (clear)")
+    cache.add_argument("action", choices=("info", "clear"))
+    cache.add_argument("--format", default="table", choices=("table", "json"), help="output format of info")
+    cache.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    _add_cache_location(cache)
+
 
 _REFERENCE_HELP = (
     "docker-archive:PATH, oci:DIR[:TAG], oci-archive:PATH[:TAG], docker://NAME[:TAG], "
@@ -168,7 +200,12 @@ def _inspection(args: argparse.Namespace, reference: str, image: str | None, lab
             print(f"layerscope: {_printable(reference)}: reading from {opened.origin}", file=sys.stderr)
         if progress:
             opened.on_bytes = _stream_progress(label)
-        return inspect_image(opened, progress=progress, top=getattr(args, "top", 20), runtime=not args.no_runtime_check)
+        runtime = not args.no_runtime_check
+        if getattr(args, "cache", None) is None:
+            return inspect_image(opened, progress=progress, top=getattr(args, "top", 20), runtime=runtime)
+        from layerscope.analysis.cached import inspect_cached
+
+        return inspect_cached(opened, args.cache, progress=progress, top=getattr(args, "top", 20), runtime=runtime)
 
 
 def _source_options(args: argparse.Namespace, image: str | None) -> SourceOptions:
@@ -405,6 +442,58 @@ def _tui(args: argparse.Namespace) -> Exit:
     return Exit.OK
 
 
+def _open_cache(args: argparse.Namespace) -> LayerCache | None:
+    """The cache this run reads and writes, or None (--no-cache, or a command that has none)."""
+    if getattr(args, "no_cache", True) and args.command != "cache":
+        return None
+    from layerscope.cache import DEFAULT_MAX_BYTES, LayerCache, default_directory
+    from layerscope.units import parse_size
+
+    max_bytes = DEFAULT_MAX_BYTES
+    if args.cache_size is not None:
+        try:
+            max_bytes = parse_size(args.cache_size)
+        except ValueError as exc:
+            raise UsageError(f"--cache-size: {exc}") from None
+    return LayerCache(args.cache_dir or default_directory(), max_bytes)
+
+
+def _cache_command(args: argparse.Namespace) -> Exit:
+    import json
+
+    from layerscope.units import size
+
+    cache = args.cache
+    if args.action == "clear":
+        removed = cache.clear()
+        print(f"removed {removed} entries from {cache.directory}")
+        return Exit.OK
+    info = cache.info()
+    last = (
+        None
+        if info.last_hits is None
+        else {"hits": info.last_hits, "misses": info.last_misses, "hit_rate": info.last_hit_rate}
+    )
+    if args.format == "json":
+        document = {
+            "directory": info.directory,
+            "entries": info.entries,
+            "bytes": info.bytes,
+            "max_bytes": info.max_bytes,
+            "last_run": last,
+        }
+        print(json.dumps(document, indent=2))
+        return Exit.OK
+    rate = "no run yet" if last is None else f"{info.last_hits} hits, {info.last_misses} misses"
+    if info.last_hit_rate is not None:
+        rate += f" ({info.last_hit_rate:.1%} hit rate)"
+    print(f"directory   {_printable(info.directory)}")
+    print(f"entries     {info.entries}")
+    print(f"size        {size(info.bytes)} of at most {size(info.max_bytes)}")
+    print(f"last run    {rate}")
+    return Exit.OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # A short-lived run that allocates hundreds of thousands of small objects and frees them all at
     # exit: the cyclic collector would rescan them again and again for nothing (about 20% of the time).
@@ -431,8 +520,12 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         args = parser.parse_args(argv)
         _read_password(args)
-        commands = {"inspect": _inspect, "diff": _diff, "check": _check, "tui": _tui}
-        return int(commands[args.command](args))
+        args.cache = _open_cache(args)
+        commands = {"inspect": _inspect, "diff": _diff, "check": _check, "tui": _tui, "cache": _cache_command}
+        code = int(commands[args.command](args))
+        if args.cache is not None and args.command != "cache":
+            args.cache.save_stats()  # for `layerscope cache info`
+        return code
     except LayerscopeError as exc:
         if debug:
             traceback.print_exc()

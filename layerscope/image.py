@@ -165,11 +165,18 @@ class OpenedImage:
         self.config: dict[str, Any] = config if config is not None else {}
         self.layers: list[LayerBlob] = layers if layers is not None else []
         self.on_bytes: Callable[[int], None] | None = None
+        # The config's digest when the source knows it before reading anything (the engine's image
+        # id): with diff_ids(), it tells a cache whether anything needs to be read at all.
+        self.image_id: str | None = None
         self._closers: list[Callable[[], None]] = []
 
     @property
     def layer_count(self) -> int | None:
         return len(self.layers)
+
+    def diff_ids(self) -> list[str] | None:
+        """The layers' diff_ids in image order, when known before the scan; else None."""
+        return [blob.diff_id for blob in self.layers] if self.layers else None
 
     def scan(self, capture: Capture = never_capture) -> Generator[LayerScan, None, None]:
         raise NotImplementedError

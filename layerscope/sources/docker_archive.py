@@ -314,6 +314,9 @@ class SavedStreamImage(OpenedImage):
     def layer_count(self) -> int | None:
         return len(self._order) if self._order is not None else (len(self.layers) or None)
 
+    def diff_ids(self) -> list[str] | None:
+        return list(self._order) if self._order is not None else super().diff_ids()
+
     def scan(self, capture: Capture = never_capture) -> Generator[LayerScan, None, None]:
         identify = self._order is not None
         stream = ForkedStream(_read_stream, self._open_stream, self.reference, self._options, capture, identify)

@@ -39,6 +39,7 @@ def open_engine_image(name: str, options: SourceOptions) -> OpenedImage:
     finally:
         client.close()
     opened = SavedStreamImage(name, "docker", lambda: _export(name), SourceOptions(), order)
+    opened.image_id = image.id  # the config's digest: what a cache knows this image by
     return opened
 
 

@@ -1,0 +1,390 @@
+"""The analysis through the on-disk cache (layerscope.cache): what was learnt from a layer once holds
+for every image that has it, and a finished report for every later run on the same image.
+
+Two kinds of entry:
+- a layer's scan (its tar entries, the captured files and what was refused), keyed by the layer's
+  diff_id and the scan options. Only the layers of an image that are not cached are read; a new
+  image sharing base layers with a cached one pays for its own layers only.
+- a finished inspection (the ImageReport and the paths of the final filesystem), keyed by the image
+  config, every layer as stored (diff_id, blob identity, stored size) and the options. A second run
+  on the same image reads one entry and builds nothing.
+The engine keeps one more entry per image id: the image config and how each layer was exported, so
+that a cached engine image is analysed without exporting a byte (the id is the config's sha256,
+which is checked).
+
+Every entry is marshal data of plain tuples, lists, dicts, str, bytes and ints (never pickle), checked
+shape by shape on the way back; anything unexpected is a miss and the entry is rebuilt. Any change
+to layerscope's code changes the cache version (layerscope.cache.analysis_version), so an entry is
+never read by code that would have computed something else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import marshal
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from layerscope.analysis.inspect import Inspection, Progress, inspect_image
+from layerscope.archive.blobs import sniff
+from layerscope.archive.layers import LayerScanner
+from layerscope.cache import LayerCache
+from layerscope.image import (
+    Capture,
+    Captures,
+    Compression,
+    Kind,
+    LayerBlob,
+    LayerScan,
+    OpenedImage,
+    Refusal,
+    never_capture,
+)
+from layerscope.sources.base import BlobImage
+
+_KINDS = tuple(Kind)
+_COMPRESSIONS = {c.value: c for c in Compression}
+_SCAN_TAG = "layerscope-scan/1"
+_INSPECTION_TAG = "layerscope-inspection/1"
+_ENGINE_TAG = "layerscope-engine/1"
+# The LayerScan fields the codec writes; a new field must be added here (a test checks it).
+SCAN_FIELDS = ("entries", "compression", "stored_size", "contents")
+
+
+# ---- codec: plain values only, checked on the way back -------------------------------------------
+
+
+def encode_scan(scan: LayerScan) -> bytes:
+    """A layer's scan, without what depends on how the layer was stored (compression, stored size)."""
+    columns: tuple[Any, ...] = tuple(zip(*scan.entries, strict=True)) if scan.entries else ((),) * 5
+    paths, kinds, sizes, links, offsets = columns
+    refused = [(path, r.size, r.limit, r.scope) for path, r in scan.contents.refused.items()]
+    document = (_SCAN_TAG, paths, bytes(kinds), sizes, links, offsets, dict(scan.contents), refused)
+    return marshal.dumps(document)
+
+
+def decode_scan(payload: bytes, compression: Compression, stored_size: int) -> LayerScan | None:
+    """The scan written by encode_scan, or None when the payload is not exactly that shape."""
+    try:
+        document = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if type(document) is not tuple or len(document) != 8 or document[0] != _SCAN_TAG:
+        return None
+    _, paths, kinds, sizes, links, offsets, contents, refused = document
+    count = len(paths) if type(paths) is tuple else -1
+    if not (
+        _all_of(paths, str, count)
+        and type(kinds) is bytes
+        and len(kinds) == count
+        and max(kinds, default=0) < len(_KINDS)
+        and _all_of(sizes, int, count)
+        and _all_of(links, str, count)
+        and _all_of(offsets, int, count)
+        and min(sizes, default=0) >= 0
+        and type(contents) is dict
+        and _all_of(tuple(contents), str, len(contents))
+        and _all_of(tuple(contents.values()), bytes, len(contents))
+        and type(refused) is list
+        and all(_is_refusal(item) for item in refused)
+    ):
+        return None
+    captures = Captures()
+    captures.update(contents)
+    captures.refused = {path: Refusal(size, limit, scope) for path, size, limit, scope in refused}
+    entries = list(zip(paths, map(_KINDS.__getitem__, kinds), sizes, links, offsets, strict=True))
+    return LayerScan(entries=entries, compression=compression, stored_size=stored_size, contents=captures)
+
+
+def _all_of(values: object, kind: type, count: int) -> bool:
+    """`values` is a tuple of `count` items, each exactly of type `kind` (bool is no int here)."""
+    return type(values) is tuple and len(values) == count and set(map(type, values)) <= {kind}
+
+
+def _is_refusal(item: object) -> bool:
+    return (
+        type(item) is tuple
+        and len(item) == 4
+        and [type(v) for v in item] == [str, int, int, str]
+        and min(item[1], item[2]) >= 0
+    )
+
+
+def encode_inspection(inspection: Inspection) -> bytes:
+    report = inspection.report.model_dump_json().encode()
+    return marshal.dumps((_INSPECTION_TAG, report, tuple(inspection.paths)))
+
+
+def decode_inspection(payload: bytes, reference: str) -> Inspection | None:
+    """The inspection written by encode_inspection, named as this run names the image; the report
+    is validated by its model like any other JSON document."""
+    from pydantic import ValidationError
+
+    from layerscope.model import ImageReport
+
+    try:
+        document = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if type(document) is not tuple or len(document) != 3 or document[0] != _INSPECTION_TAG:
+        return None
+    _, report_json, paths = document
+    if type(report_json) is not bytes or type(paths) is not tuple or not set(map(type, paths)) <= {str}:
+        return None
+    try:
+        report = ImageReport.model_validate_json(report_json)
+    except ValidationError:
+        return None
+    return Inspection(report.model_copy(update={"reference": reference}), list(paths))
+
+
+@dataclass(frozen=True)
+class EngineRecord:
+    """What a run learnt about an engine image that its id and diff_ids alone do not say."""
+
+    config: dict[str, Any]  # the image config, as the export held it (validated)
+    forms: list[tuple[str, int]]  # per layer, as the engine exported it: compression, stored size
+
+    @property
+    def diff_ids(self) -> list[str]:
+        return list(self.config["rootfs"]["diff_ids"])
+
+
+def encode_engine_record(record: EngineRecord) -> bytes:
+    return marshal.dumps((_ENGINE_TAG, json.dumps(record.config).encode(), tuple(record.forms)))
+
+
+def decode_engine_record(payload: bytes, where: str) -> EngineRecord | None:
+    """The record, its config validated by the model every source uses; None when anything is off."""
+    from layerscope.archive.documents import ImageConfig, parse
+    from layerscope.errors import ArchiveError
+
+    try:
+        document = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if type(document) is not tuple or len(document) != 3 or document[0] != _ENGINE_TAG:
+        return None
+    _, config, forms = document
+    if type(config) is not bytes or type(forms) is not tuple:
+        return None
+    if not all(type(f) is tuple and len(f) == 2 and f[0] in _COMPRESSIONS and type(f[1]) is int for f in forms):
+        return None
+    try:
+        validated = parse(ImageConfig, config, where, "cached image config")
+    except ArchiveError:
+        return None
+    return EngineRecord(validated.as_dict(), [(c, max(size, 0)) for c, size in forms])
+
+
+# ---- keys ----------------------------------------------------------------------------------------
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def layer_key(diff_id: str, options: dict[str, Any]) -> str:
+    return f"layer:{diff_id}:{_digest(options)}"
+
+
+def inspection_key(image: OpenedImage, options: dict[str, Any]) -> str:
+    """Everything an ImageReport is computed from, except the name the user gave the image: the
+    config, each layer as stored (its compression follows from its bytes) and the options."""
+    layers = [(b.diff_id, b.identity, b.stored_size) for b in image.layers]
+    return f"inspection:{_digest(image.source, image.config, layers, options)}"
+
+
+def engine_key(image_id: str) -> str:
+    return f"engine:{image_id}"
+
+
+# ---- the analysis through the cache --------------------------------------------------------------
+
+
+def inspect_cached(
+    image: OpenedImage,
+    cache: LayerCache,
+    progress: Progress | None = None,
+    top: int = 20,
+    **options: Any,
+) -> Inspection:
+    """inspect_image(image, progress, top, **options) with every result it can reuse taken from
+    `cache`, and every result it computes stored there: the same Inspection as without the cache.
+    `options` (plain values) are part of every key."""
+    through = CachedLayers(image, cache, options)
+    through.recall_engine_image()
+    known = bool(through.layers)  # config and layers known before any layer is read
+    key = inspection_key(through, {"top": top, **options}) if known else None
+    if key is not None and (hit := cache.get(key)) is not None:
+        found = decode_inspection(hit, image.reference)
+        if found is not None:
+            return found
+    result = inspect_image(through, progress=progress, top=top, **options)
+    cache.put(key or inspection_key(through, {"top": top, **options}), encode_inspection(result))
+    through.remember_engine_image()
+    return result
+
+
+class CachedLayers(OpenedImage):
+    """`image` with every layer whose scan is in the cache taken from there: only the others are read
+    (a random-access source), or nothing at all when every layer is cached (an engine image seen
+    before); each layer read is stored. Scans are yielded as `image` would yield them."""
+
+    def __init__(self, image: OpenedImage, cache: LayerCache, options: dict[str, Any]) -> None:
+        super().__init__(image.reference, image.config, image.layers)
+        self.source = image.source
+        self._image = image
+        self._cache = cache
+        self._options = options
+        self._recalled = False  # config and layers of an engine image taken from the cache
+        self._forms: list[tuple[str, int]] = []  # compression and stored size of each layer read from a stream
+
+    @property
+    def on_bytes(self) -> Callable[[int], None] | None:
+        return self._image.on_bytes
+
+    @on_bytes.setter
+    def on_bytes(self, value: Callable[[int], None] | None) -> None:
+        # the base class's __init__ sets None before _image exists; that must not clear the source's
+        if hasattr(self, "_image"):
+            self._image.on_bytes = value
+
+    @property
+    def layer_count(self) -> int | None:
+        return len(self.layers) if self.layers else self._image.layer_count
+
+    def scan(self, capture: Capture = never_capture) -> Generator[LayerScan, None, None]:
+        if self._recalled:
+            scans = self._engine_scans()
+            if scans is not None:
+                yield from scans
+                return
+            # a layer's scan is gone: export after all, and learn the image again from the export
+            self.config, self.layers, self._forms, self._recalled = {}, [], [], False
+        if self._image.layers:
+            yield from self._merged(capture)
+        else:
+            yield from self._stored_as_read(capture)
+
+    def _merged(self, capture: Capture) -> Iterator[LayerScan]:
+        """Cached layers from the cache, the others read by the source's workers (started at once),
+        in image order. Layers of one identity are one scan object, as the source yields them (their
+        captures count once), held until their last use only. Cached entries are kept as their
+        compact payloads and decoded when their turn comes."""
+        identities = [blob.identity or f"#{index}" for index, blob in enumerate(self.layers)]
+        last_use = {identity: index for index, identity in enumerate(identities)}
+        payloads: dict[str, bytes] = {}
+        missing: dict[str, LayerBlob] = {}
+        for identity, blob in zip(identities, self.layers, strict=True):
+            if identity not in payloads and identity not in missing:
+                payload = self._cache.get(layer_key(blob.diff_id, self._options))
+                if payload is None:
+                    missing[identity] = blob
+                else:
+                    payloads[identity] = payload
+        held: dict[str, LayerScan] = {}
+        with contextlib.ExitStack() as stack:
+            fresh = self._reader(list(missing.values()), capture, stack)
+            for index, (identity, blob) in enumerate(zip(identities, self.layers, strict=True)):
+                if identity not in held:
+                    held[identity] = self._next_scan(blob, payloads.pop(identity, None), fresh, capture)
+                yield held[identity] if last_use[identity] > index else held.pop(identity)
+
+    def _reader(self, blobs: list[LayerBlob], capture: Capture, stack: contextlib.ExitStack) -> Iterator[LayerScan]:
+        """The scans of `blobs` as the source reads them; every worker stops when `stack` closes."""
+        if isinstance(self._image, BlobImage):  # its scanner starts the workers now, not at the first next()
+            return iter(stack.enter_context(LayerScanner(blobs, capture, self._image.workers)))
+        reader = copy.copy(self._image)  # the same source, asked for those layers only
+        reader.layers = blobs
+        scans = reader.scan(capture)
+        stack.callback(scans.close)
+        return scans
+
+    def _next_scan(
+        self, blob: LayerBlob, payload: bytes | None, fresh: Iterator[LayerScan], capture: Capture
+    ) -> LayerScan:
+        """The layer's scan: decoded from its cached payload, else the next one the workers read."""
+        if payload is None:
+            scan = next(fresh)
+        else:
+            decoded = decode_scan(payload, _sniffed_compression(blob), blob.stored_size)
+            if decoded is not None:
+                return decoded
+            # an entry that checked out but does not decode (another build's bug): read the layer now
+            with contextlib.ExitStack() as stack:
+                scan = next(self._reader([blob], capture, stack))
+        self._cache.put(layer_key(blob.diff_id, self._options), encode_scan(scan))
+        return scan
+
+    def _stored_as_read(self, capture: Capture) -> Iterator[LayerScan]:
+        """A stream source: every layer read; each scan stored once its diff_id is known (at once
+        when the source knew the order up front, else when the stream has ended)."""
+        order = self._image.diff_ids()
+        waiting: list[bytes] = []
+        with contextlib.closing(self._image.scan(capture)) as scans:
+            for index, scan in enumerate(scans):
+                self._forms.append((scan.compression.value, scan.stored_size))
+                payload = encode_scan(scan)  # before the caller trims the captures to the image's limit
+                if order is not None and index < len(order):
+                    self._cache.put(layer_key(order[index], self._options), payload)
+                else:
+                    waiting.append(payload)
+                yield scan
+        self.config, self.layers = self._image.config, self._image.layers
+        for blob, payload in zip(self.layers[len(self.layers) - len(waiting) :], waiting, strict=True):
+            self._cache.put(layer_key(blob.diff_id, self._options), payload)
+
+    def recall_engine_image(self) -> None:
+        """An engine image seen before: its config and layers from the cache, without the engine."""
+        image_id, order = self._image.image_id, self._image.diff_ids()
+        if image_id is None or order is None or self._image.layers:
+            return
+        payload = self._cache.get(engine_key(image_id))
+        record = None if payload is None else decode_engine_record(payload, self.reference)
+        if record is None or record.diff_ids != order or len(record.forms) != len(order):
+            return
+        self.config = record.config
+        self.layers = [
+            LayerBlob(diff_id, f"{self.reference}:layer {i}", size, _not_exported, identity=diff_id)
+            for i, (diff_id, (_, size)) in enumerate(zip(order, record.forms, strict=True))
+        ]
+        self._forms = record.forms
+        self._recalled = True
+
+    def _engine_scans(self) -> list[LayerScan] | None:
+        """Every layer of a recalled engine image from the cache (one scan object per diff_id, as the
+        export yields them), or None when one is missing: then the image is exported after all."""
+        scans: dict[str, LayerScan] = {}
+        for blob, (compression, _) in zip(self.layers, self._forms, strict=True):
+            if blob.diff_id not in scans:
+                payload = self._cache.get(layer_key(blob.diff_id, self._options))
+                scan = None if payload is None else decode_scan(payload, _COMPRESSIONS[compression], blob.stored_size)
+                if scan is None:
+                    return None
+                scans[blob.diff_id] = scan
+        return [scans[blob.diff_id] for blob in self.layers]
+
+    def remember_engine_image(self) -> None:
+        image_id = self._image.image_id
+        if image_id is None or self._recalled or len(self._forms) != len(self.layers):
+            return
+        record = EngineRecord(self.config, self._forms)
+        self._cache.put(engine_key(image_id), encode_engine_record(record))
+
+
+def _sniffed_compression(blob: LayerBlob) -> Compression:
+    """A cached layer's compression, from the first bytes of its blob (the report shows it)."""
+    raw = blob.open()
+    try:
+        return sniff(raw.read(4))
+    finally:
+        raw.close()
+
+
+def _not_exported() -> BinaryIO:
+    raise AssertionError("a cached engine layer is never read")

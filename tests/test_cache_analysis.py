@@ -1,0 +1,270 @@
+"""The analysis through the cache: the same reports with and without it, only the layers not seen
+before are read, damaged or older entries are rebuilt, the cap holds, two runs at once agree."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import marshal
+import subprocess
+import sys
+import tarfile
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from layerscope.analysis.cached import SCAN_FIELDS, decode_inspection, decode_scan, encode_scan
+from layerscope.archive.layers import read_entries
+from layerscope.cache import LayerCache
+from layerscope.cli import main
+from layerscope.image import Captures, Compression, LayerScan, Refusal
+
+SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
+ARCHIVES = ["before.tar", "after.tar", "docker-legacy.tar", "docker-v25.tar", "oci-zstd.tar", "oci-layout"]
+
+
+def _report(tmp_path: Path, reference: str | Path, *cache: str) -> str:
+    out = tmp_path / "report.json"
+    code = main(["inspect", str(reference), "--format", "json", "--quiet", "-o", str(out), *cache])
+    assert code == 0
+    return out.read_text()
+
+
+def _cache_args(directory: Path) -> tuple[str, str]:
+    return ("--cache-dir", str(directory))
+
+
+def _stats(directory: Path) -> tuple[int, int]:
+    info = LayerCache(directory).info()
+    assert info.last_hits is not None and info.last_misses is not None
+    return info.last_hits, info.last_misses
+
+
+def _diff_ids(archive: Path) -> list[str]:
+    """Read from the OCI archive with tarfile and json, not with layerscope."""
+    with tarfile.open(archive) as tar:
+
+        def blob(digest: str) -> bytes:
+            return tar.extractfile("blobs/sha256/" + digest.removeprefix("sha256:")).read()  # type: ignore[union-attr]
+
+        index = json.loads(tar.extractfile("index.json").read())  # type: ignore[union-attr]
+        manifest = json.loads(blob(index["manifests"][0]["digest"]))
+        config = json.loads(blob(manifest["config"]["digest"]))
+    return list(config["rootfs"]["diff_ids"])
+
+
+@pytest.mark.parametrize("name", ARCHIVES)
+def test_reports_are_identical_without_cache_cold_and_warm(tmp_path: Path, name: str) -> None:
+    reference = SAMPLES / name
+    plain = _report(tmp_path, reference, "--no-cache")
+    cold = _report(tmp_path, reference, *_cache_args(tmp_path / "cache"))
+    warm = _report(tmp_path, reference, *_cache_args(tmp_path / "cache"))
+    assert cold == plain
+    assert warm == plain
+    assert _stats(tmp_path / "cache") == (1, 0)  # the second run: one lookup, the finished report
+
+
+def test_no_cache_writes_nothing(tmp_path: Path) -> None:
+    _report(tmp_path, SAMPLES / "before.tar", "--no-cache", *_cache_args(tmp_path / "cache"))
+    assert not (tmp_path / "cache").exists()
+
+
+def test_an_image_sharing_base_layers_reads_only_its_own(tmp_path: Path) -> None:
+    before, after = SAMPLES / "before.tar", SAMPLES / "after.tar"
+    shared = set(_diff_ids(before)) & set(_diff_ids(after))
+    own = set(_diff_ids(after)) - shared
+    assert shared and own  # the pair is made that way; without both the test would prove nothing
+    _report(tmp_path, before, *_cache_args(tmp_path / "cache"))
+    assert _report(tmp_path, after, *_cache_args(tmp_path / "cache")) == _report(tmp_path, after, "--no-cache")
+    # lookups: the finished report (a miss), then one per distinct layer
+    assert _stats(tmp_path / "cache") == (len(shared), 1 + len(own))
+
+
+def _damage_layer(archive: bytes, diff_id: str) -> bytes:
+    """The archive with the layer of `diff_id` broken after its first bytes (the config still names
+    the diff_id): reading that layer now fails."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as source, tarfile.open(fileobj=out, mode="w") as tar:
+        for member in source.getmembers():
+            data = source.extractfile(member).read() if member.isfile() else None  # type: ignore[union-attr]
+            gzipped = data is not None and data[:2] == b"\x1f\x8b"
+            if gzipped and hashlib.sha256(gzip.decompress(data)).hexdigest() == diff_id.removeprefix("sha256:"):  # type: ignore[arg-type]
+                data = data[:12] + b"\xff" * 600 + data[612:]  # type: ignore[index]  # the deflate stream is garbage now
+            tar.addfile(member, io.BytesIO(data) if data is not None else None)
+    return out.getvalue()
+
+
+def test_a_cached_layer_is_not_read_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before, after = SAMPLES / "before.tar", SAMPLES / "after.tar"
+    base = _diff_ids(before)[0]
+    assert base in _diff_ids(after)
+    broken = tmp_path / "after-broken-base.tar"
+    broken.write_bytes(_damage_layer(after.read_bytes(), base))
+    assert main(["inspect", str(broken), "--format", "json", "--quiet", "--no-cache"]) == 2
+    assert "gzip" in capsys.readouterr().err
+    _report(tmp_path, before, *_cache_args(tmp_path / "cache"))  # caches the base layer
+    report = json.loads(_report(tmp_path, broken, *_cache_args(tmp_path / "cache")))
+    expected = json.loads(_report(tmp_path, after, "--no-cache"))
+    assert report == {**expected, "reference": str(broken)}
+
+
+def test_damaged_entries_are_rebuilt(tmp_path: Path) -> None:
+    reference = SAMPLES / "before.tar"
+    plain = _report(tmp_path, reference, "--no-cache")
+    cache = tmp_path / "cache"
+    _report(tmp_path, reference, *_cache_args(cache))
+    entries = sorted(cache.glob("*.entry"))
+    assert len(entries) == 1 + len(set(_diff_ids(reference)))
+    for number, entry in enumerate(entries):
+        data = entry.read_bytes()
+        entry.write_bytes(data[: len(data) // 2] if number % 2 else data[:-5] + b"xxxxx")
+    assert _report(tmp_path, reference, *_cache_args(cache)) == plain
+    assert _stats(cache) == (0, len(entries))
+    assert _report(tmp_path, reference, *_cache_args(cache)) == plain
+    assert _stats(cache) == (1, 0)
+
+
+def test_entries_of_another_version_are_not_used(tmp_path: Path) -> None:
+    from layerscope.analysis.cached import inspect_cached
+    from layerscope.sources import open_image
+
+    reference = str(SAMPLES / "before.tar")
+    with open_image(reference) as image:
+        old = inspect_cached(image, LayerCache(tmp_path, version="0.0.0/older"))
+    current = LayerCache(tmp_path)
+    with open_image(reference) as image:
+        new = inspect_cached(image, current)
+    assert current.hits == 0
+    assert current.misses == 1 + len(set(_diff_ids(SAMPLES / "before.tar")))
+    assert new.report == old.report
+
+
+def test_the_size_cap_evicts_and_reports_stay_the_same(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cap = 200_000
+    for name in ("before.tar", "after.tar"):
+        plain = _report(tmp_path, SAMPLES / name, "--no-cache")
+        assert _report(tmp_path, SAMPLES / name, *_cache_args(cache), "--cache-size", str(cap)) == plain
+        assert sum(p.stat().st_size for p in cache.glob("*.entry")) <= cap
+
+
+def test_a_bad_cache_size_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", str(SAMPLES / "before.tar"), "--cache-size", "lots"]) == 2
+    assert capsys.readouterr().err.startswith("layerscope: error: --cache-size")
+
+
+def test_two_runs_at_once_on_one_cache(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    plain = {name: _report(tmp_path, SAMPLES / name, "--no-cache") for name in ("before.tar", "after.tar")}
+    command = [sys.executable, "-m", "layerscope", "inspect", "--format", "json", "--quiet", *_cache_args(cache)]
+    runs = [
+        subprocess.Popen([*command, str(SAMPLES / name)], stdout=subprocess.PIPE, text=True)
+        for name in ("before.tar", "after.tar", "before.tar", "after.tar")
+    ]
+    outputs = [run.communicate()[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0, 0]
+    assert outputs == [plain["before.tar"], plain["after.tar"], plain["before.tar"], plain["after.tar"]]
+    assert not list(cache.glob(".tmp-*"))
+    for name in ("before.tar", "after.tar"):  # every entry left behind is whole: the next runs hit
+        assert _report(tmp_path, SAMPLES / name, *_cache_args(cache)) == plain[name]
+        assert _stats(cache) == (1, 0)
+
+
+def test_cache_info_and_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cache = tmp_path / "cache"
+    _report(tmp_path, SAMPLES / "before.tar", *_cache_args(cache))
+    _report(tmp_path, SAMPLES / "after.tar", *_cache_args(cache))
+    capsys.readouterr()
+    assert main(["cache", "info", "--format", "json", *_cache_args(cache)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    files = list(cache.glob("*.entry"))
+    assert (
+        info["entries"]
+        == len(files)
+        == 2 + len(set(_diff_ids(SAMPLES / "before.tar")) | set(_diff_ids(SAMPLES / "after.tar")))
+    )
+    assert info["bytes"] == sum(p.stat().st_size for p in files)
+    shared = len(set(_diff_ids(SAMPLES / "before.tar")) & set(_diff_ids(SAMPLES / "after.tar")))
+    own = len(set(_diff_ids(SAMPLES / "after.tar"))) - shared
+    assert info["last_run"] == {"hits": shared, "misses": 1 + own, "hit_rate": shared / (shared + 1 + own)}
+    assert main(["cache", "clear", *_cache_args(cache)]) == 0
+    assert not list(cache.glob("*.entry"))
+    assert main(["cache", "info", *_cache_args(cache)]) == 0
+    assert "entries     0" in capsys.readouterr().out
+
+
+def test_the_codec_writes_every_field_of_a_scan() -> None:
+    assert {f.name for f in fields(LayerScan)} == set(SCAN_FIELDS)
+
+
+def _scan_of(layer: bytes) -> LayerScan:
+    entries, contents, _ = read_entries(io.BytesIO(layer), "layer", True, lambda path: 1 << 20)
+    contents.refuse("/big", Refusal(10, 5, "file"))
+    return LayerScan(entries=entries, compression=Compression.GZIP, stored_size=123, contents=contents)
+
+
+def _layer(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("usr/bin/python")
+        link.type, link.linkname = tarfile.SYMTYPE, "python3"
+        tar.addfile(link)
+    return buffer.getvalue()
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z]{1,8}(/[a-zé]{1,8}){0,3}", fullmatch=True), st.binary(max_size=300), max_size=8
+    )
+)
+@settings(max_examples=50, deadline=None)
+def test_a_scan_round_trips(files: dict[str, bytes]) -> None:
+    scan = _scan_of(_layer(files))
+    back = decode_scan(encode_scan(scan), Compression.GZIP, 123)
+    assert back == scan
+    assert back is not None and back.contents.refused == scan.contents.refused
+    assert [type(entry[1]) for entry in back.entries] == [type(entry[1]) for entry in scan.entries]
+
+
+@given(st.binary(max_size=400))
+@settings(max_examples=300, deadline=None)
+def test_arbitrary_bytes_never_decode_into_a_scan(data: bytes) -> None:
+    assert decode_scan(data, Compression.NONE, 0) is None
+    assert decode_inspection(data, "x") is None
+
+
+def test_well_formed_marshal_of_the_wrong_shape_is_a_miss() -> None:
+    good = marshal.loads(encode_scan(_scan_of(_layer({"a": b"1", "b/c": b"22"}))))
+    variants = [
+        good[:-1],  # a field short
+        (*good[:2], bytes([9]) * len(good[1]), *good[3:]),  # a kind that does not exist
+        (*good[:3], tuple(-1 for _ in good[3]), *good[4:]),  # a negative size
+        (*good[:3], tuple(True for _ in good[3]), *good[4:]),  # bools are no sizes
+        (*good[:1], good[1][:-1], *good[2:]),  # columns of different lengths
+        (*good[:6], {"/a": "text, not bytes"}, good[7]),
+        (*good[:7], [("/big", 10, 5)]),  # a refusal without its scope
+        ("layerscope-scan/0", *good[1:]),  # an older format
+    ]
+    for variant in variants:
+        assert decode_scan(marshal.dumps(variant), Compression.NONE, 0) is None
+    assert decode_scan(marshal.dumps(good), Compression.NONE, 0) is not None
+
+
+def test_captures_keep_their_type_and_refusals() -> None:
+    captures = Captures()
+    captures.keep("/var/lib/dpkg/status", b"Package: x\n")
+    captures.refuse("/huge", Refusal(1 << 30, 1 << 20, "file"))
+    scan = LayerScan(entries=[], compression=Compression.NONE, stored_size=0, contents=captures)
+    back = decode_scan(encode_scan(scan), Compression.NONE, 0)
+    assert back is not None and isinstance(back.contents, Captures)
+    assert dict(back.contents) == {"/var/lib/dpkg/status": b"Package: x\n"}
+    assert back.contents.refused == {"/huge": Refusal(1 << 30, 1 << 20, "file")}
