@@ -32,7 +32,7 @@ SCHEMA_VERSION = 2
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class LayerReport(_Frozen):
