@@ -217,7 +217,6 @@ def inspect_cached(
     `cache`, and every result it computes stored there: the same Inspection as without the cache.
     `options` (plain values) are part of every key."""
     through = CachedLayers(image, cache, options)
-    through.recall_engine_image()
     known = bool(through.layers)  # config and layers known before any layer is read
     key = inspection_key(through, {"top": top, **options}) if known else None
     if key is not None and (hit := cache.get(key)) is not None:
@@ -226,7 +225,6 @@ def inspect_cached(
             return found
     result = inspect_image(through, progress=progress, top=top, **options)
     cache.put(key or inspection_key(through, {"top": top, **options}), encode_inspection(result))
-    through.remember_engine_image()
     return result
 
 
@@ -243,6 +241,7 @@ class CachedLayers(OpenedImage):
         self._options = options
         self._recalled = False  # config and layers of an engine image taken from the cache
         self._forms: list[tuple[str, int]] = []  # compression and stored size of each layer read from a stream
+        self._recall_engine_image()
 
     @property
     def on_bytes(self) -> Callable[[int], None] | None:
@@ -338,8 +337,9 @@ class CachedLayers(OpenedImage):
         self.config, self.layers = self._image.config, self._image.layers
         for blob, payload in zip(self.layers[len(self.layers) - len(waiting) :], waiting, strict=True):
             self._cache.put(layer_key(blob.diff_id, self._options), payload)
+        self._remember_engine_image()
 
-    def recall_engine_image(self) -> None:
+    def _recall_engine_image(self) -> None:
         """An engine image seen before: its config and layers from the cache, without the engine."""
         image_id, order = self._image.image_id, self._image.diff_ids()
         if image_id is None or order is None or self._image.layers:
@@ -369,7 +369,7 @@ class CachedLayers(OpenedImage):
                 scans[blob.diff_id] = scan
         return [scans[blob.diff_id] for blob in self.layers]
 
-    def remember_engine_image(self) -> None:
+    def _remember_engine_image(self) -> None:
         image_id = self._image.image_id
         if image_id is None or self._recalled or len(self._forms) != len(self.layers):
             return
