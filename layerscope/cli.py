@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     tui.add_argument("--insecure", action="store_true", help="registries: skip TLS verification, allow plain http")
     inspect.add_argument("--packages", default="10", help="how many packages the table lists, or 'all'")
     diff.add_argument("--packages", default="15", help="how many changed packages each group lists, or 'all'")
-    for sub in (inspect, diff, check):
+    for sub in (inspect, diff, check, tui):
         _add_cache_options(sub)
     _add_cache_command(commands)
     for sub in (inspect, diff, check):
@@ -435,6 +435,11 @@ def _tui(args: argparse.Namespace) -> Exit:
     references = [args.reference] if args.new is None else [args.reference, args.new]
     with ExitStack() as stack:
         images = [stack.enter_context(open_image(ref, _source_options(args, args.image))) for ref in references]
+        if args.cache is not None:  # layers seen before are not read again (the TUI needs every layer's walk)
+            from layerscope.analysis.cached import CachedLayers
+
+            # the TUI inspects with the runtime check on (inspect_image's default): the key says so
+            images = [CachedLayers(image, args.cache, {"runtime": True}) for image in images]
         from layerscope.tui import create_app
 
         gc.enable()  # an interactive session runs for minutes: let the collector work

@@ -13,6 +13,7 @@ import sys
 import tarfile
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -268,3 +269,26 @@ def test_captures_keep_their_type_and_refusals() -> None:
     assert back is not None and isinstance(back.contents, Captures)
     assert dict(back.contents) == {"/var/lib/dpkg/status": b"Package: x\n"}
     assert back.contents.refused == {"/huge": Refusal(1 << 30, 1 << 20, "file")}
+
+
+def _explored(reference: Path, cache: LayerCache | None) -> tuple[Any, list[Any]]:
+    """What the TUI shows of an image: its report and every path's history through the layers."""
+    from layerscope.analysis.cached import CachedLayers
+    from layerscope.sources import open_image
+    from layerscope.tui.loading import load_session
+
+    image = open_image(str(reference))
+    session = load_session([image if cache is None else CachedLayers(image, cache, {})], lambda *_: None)
+    seen = session.old.exploration
+    paths = [(seen.path(p), seen.history(p), seen.classification(p), seen.owners(p)) for p in range(seen.path_count)]
+    return session.old.report, paths
+
+
+def test_the_tui_reads_the_same_through_the_cache(tmp_path: Path) -> None:
+    reference = SAMPLES / "after.tar"
+    plain = _explored(reference, None)
+    LayerCache(tmp_path).clear()
+    _explored(SAMPLES / "before.tar", LayerCache(tmp_path))  # the shared base layer is cached
+    warm = LayerCache(tmp_path)
+    assert _explored(reference, warm) == plain
+    assert warm.hits == len(set(_diff_ids(SAMPLES / "before.tar")) & set(_diff_ids(reference)))

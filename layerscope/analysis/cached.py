@@ -241,6 +241,7 @@ class CachedLayers(OpenedImage):
         self._options = options
         self._recalled = False  # config and layers of an engine image taken from the cache
         self._forms: list[tuple[str, int]] = []  # compression and stored size of each layer read from a stream
+        self._closers.append(image.close)
         self._recall_engine_image()
 
     @property
