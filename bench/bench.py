@@ -164,6 +164,8 @@ class Bench:
         ours, dive = self.against_dive(archive)
         ratio = ours.seconds / dive.seconds
         self.record(f"first run, {archive.name}: time vs dive", f"{ratio:.3f}x", f"<= {limit}x", ratio <= limit)
+        cpu = ours.cpu / dive.cpu  # what the wall ratio tends to on idle cores, for a loaded machine
+        self.record(f"  (CPU time, {archive.name}: vs dive)", f"{cpu:.3f}x", f"<= {limit}x", None)
         self.memory(archive.name, ours, dive)
 
     def memory(self, name: str, ours: Run, dive: Run) -> None:
@@ -183,6 +185,9 @@ class Bench:
         self.runs.append((archive.name, "layerscope (cached)", run["second"]))
         seconds = run["second"].seconds
         self.record(f"second run, {archive.name}", f"{seconds:.2f} s", "<= 0.5 s", seconds <= 0.5)
+        self.record(
+            "  (its CPU time: one process, so its wall time on an idle core)", f"{run['second'].cpu:.2f} s", "", None
+        )
 
     def cached_diff(self, before: Path, after: Path) -> None:
         cache = self.fresh_cache()
@@ -192,6 +197,7 @@ class Bench:
         run = fastest({"diff": lambda: command}, self.repeat, None)["diff"]
         self.runs.append((f"diff {before.name} {after.name}", "layerscope (cached)", run))
         self.record("diff before/after, both cached", f"{run.seconds:.2f} s", "<= 1 s", run.seconds <= 1.0)
+        self.record("  (its CPU time)", f"{run.cpu:.2f} s", "", None)
 
     def big(self, gigabytes: float) -> None:
         archive = SYNTHETIC / f"sparse-{gigabytes:g}gb-docker.tar"
@@ -233,10 +239,10 @@ class Bench:
         for what, tool, run in self.runs:
             print(f"{what:<46} {tool:<20} {run.seconds:>6.2f} s {run.cpu:>6.2f} s {run.peak_mb:>6.0f} MB")
         print()
-        print(f"{'target':<52} {'measured':<28} {'limit':<9} met")
+        print(f"{'target':<62} {'measured':<28} {'limit':<9} met")
         for target, measured, limit, met in self.rows:
-            verdict = "-" if met is None else ("yes" if met else "NO")
-            print(f"{target:<52} {measured:<28} {limit:<9} {verdict}")
+            verdict = "" if met is None else ("yes" if met else "NO")
+            print(f"{target:<62} {measured:<28} {limit:<9} {verdict}")
         load = os.getloadavg()
         print(f"\nload average during the run: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores")
 
