@@ -150,7 +150,7 @@ def test_the_size_cap_evicts_and_reports_stay_the_same(tmp_path: Path) -> None:
     cap = 200_000
     for name in ("before.tar", "after.tar"):
         plain = _report(tmp_path, SAMPLES / name, "--no-cache")
-        assert _report(tmp_path, SAMPLES / name, *_cache_args(cache), "--cache-size", str(cap)) == plain
+        assert _report(tmp_path, SAMPLES / name, *_cache_args(cache), "--cache-size", f"{cap}B") == plain
         assert sum(p.stat().st_size for p in cache.glob("*.entry")) <= cap
 
 
@@ -252,12 +252,38 @@ def test_well_formed_marshal_of_the_wrong_shape_is_a_miss() -> None:
         (*good[:3], tuple(True for _ in good[3]), *good[4:]),  # bools are no sizes
         (*good[:1], good[1][:-1], *good[2:]),  # columns of different lengths
         (*good[:6], {"/a": "text, not bytes"}, good[7]),
-        (*good[:7], [("/big", 10, 5)]),  # a refusal without its scope
+        (*good[:7], [("/big", 10, 5)], good[8]),  # a refusal without its scope
+        (*good[:8], [("/lib/x.so", "elf", (2, 62))]),  # a probe result short of fields
+        (*good[:8], [("/lib/x.so", "pickle", ())]),  # a probe type that does not exist
+        (*good[:8], [("/etc/ld.so.conf", "text", ("str, not bytes",))]),
         ("layerscope-scan/0", *good[1:]),  # an older format
     ]
     for variant in variants:
         assert decode_scan(marshal.dumps(variant), Compression.NONE, 0) is None
     assert decode_scan(marshal.dumps(good), Compression.NONE, 0) is not None
+
+
+def test_probe_results_round_trip(tmp_path: Path) -> None:
+    """Real probe results: an ELF executable of this machine, a file that only looks like a library,
+    a loader configuration file."""
+    from layerscope.analysis.runtime_probe import Text, Unreadable, runtime_probe
+    from layerscope.archive.probe import Probing
+    from layerscope.elf import ElfInfo
+
+    executable = Path(sys.executable).resolve().read_bytes()
+    layer = _layer(
+        {
+            "usr/bin/python3": executable,
+            "usr/lib/libfake.so": b"\x7fELF" + bytes(100),
+            "etc/ld.so.conf": b"/usr/local/lib\n",
+        }
+    )
+    entries, contents, _ = read_entries(io.BytesIO(layer), "layer", True, Probing(lambda path: 0, runtime_probe))
+    assert {type(v) for v in contents.probes.values()} == {ElfInfo, Unreadable, Text}
+    scan = LayerScan(entries=entries, compression=Compression.NONE, stored_size=len(layer), contents=contents)
+    back = decode_scan(encode_scan(scan), Compression.NONE, len(layer))
+    assert back is not None and back.contents.probes == contents.probes
+    assert {p: type(v) for p, v in back.contents.probes.items()} == {p: type(v) for p, v in contents.probes.items()}
 
 
 def test_captures_keep_their_type_and_refusals() -> None:
@@ -292,3 +318,12 @@ def test_the_tui_reads_the_same_through_the_cache(tmp_path: Path) -> None:
     warm = LayerCache(tmp_path)
     assert _explored(reference, warm) == plain
     assert warm.hits == len(set(_diff_ids(SAMPLES / "before.tar")) & set(_diff_ids(reference)))
+
+
+def test_the_runtime_check_option_is_part_of_the_key(tmp_path: Path) -> None:
+    reference = SAMPLES / "before.tar"
+    cache = _cache_args(tmp_path / "cache")
+    _report(tmp_path, reference, *cache)  # with the runtime check: probes in every layer entry
+    without = _report(tmp_path, reference, *cache, "--no-runtime-check")
+    assert without == _report(tmp_path, reference, "--no-cache", "--no-runtime-check")
+    assert _stats(tmp_path / "cache") == (0, 1 + len(set(_diff_ids(reference))))

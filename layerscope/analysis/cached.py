@@ -30,9 +30,11 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from layerscope.analysis.inspect import Inspection, Progress, inspect_image
+from layerscope.analysis.runtime_probe import Text, Unreadable
 from layerscope.archive.blobs import sniff
 from layerscope.archive.layers import LayerScanner
 from layerscope.cache import LayerCache
+from layerscope.elf import ElfInfo
 from layerscope.image import (
     Capture,
     Captures,
@@ -48,7 +50,7 @@ from layerscope.sources.base import BlobImage
 
 _KINDS = tuple(Kind)
 _COMPRESSIONS = {c.value: c for c in Compression}
-_SCAN_TAG = "layerscope-scan/1"
+_SCAN_TAG = "layerscope-scan/2"
 _INSPECTION_TAG = "layerscope-inspection/1"
 _ENGINE_TAG = "layerscope-engine/1"
 # The LayerScan fields the codec writes; a new field must be added here (a test checks it).
@@ -63,7 +65,8 @@ def encode_scan(scan: LayerScan) -> bytes:
     columns: tuple[Any, ...] = tuple(zip(*scan.entries, strict=True)) if scan.entries else ((),) * 5
     paths, kinds, sizes, links, offsets = columns
     refused = [(path, r.size, r.limit, r.scope) for path, r in scan.contents.refused.items()]
-    document = (_SCAN_TAG, paths, bytes(kinds), sizes, links, offsets, dict(scan.contents), refused)
+    probes = [(path, _PROBE_TAGS[type(value)], tuple(value)) for path, value in _probe_results(scan.contents)]
+    document = (_SCAN_TAG, paths, bytes(kinds), sizes, links, offsets, dict(scan.contents), refused, probes)
     return marshal.dumps(document)
 
 
@@ -73,9 +76,9 @@ def decode_scan(payload: bytes, compression: Compression, stored_size: int) -> L
         document = marshal.loads(payload)
     except (EOFError, ValueError, TypeError):
         return None
-    if type(document) is not tuple or len(document) != 8 or document[0] != _SCAN_TAG:
+    if type(document) is not tuple or len(document) != 9 or document[0] != _SCAN_TAG:
         return None
-    _, paths, kinds, sizes, links, offsets, contents, refused = document
+    _, paths, kinds, sizes, links, offsets, contents, refused, probes = document
     count = len(paths) if type(paths) is tuple else -1
     if not (
         _all_of(paths, str, count)
@@ -91,11 +94,14 @@ def decode_scan(payload: bytes, compression: Compression, stored_size: int) -> L
         and _all_of(tuple(contents.values()), bytes, len(contents))
         and type(refused) is list
         and all(_is_refusal(item) for item in refused)
+        and type(probes) is list
+        and all(_is_probe(item) for item in probes)
     ):
         return None
     captures = Captures()
     captures.update(contents)
     captures.refused = {path: Refusal(size, limit, scope) for path, size, limit, scope in refused}
+    captures.probes = {path: _PROBE_TYPES[tag][0](*values) for path, tag, values in probes}
     entries = list(zip(paths, map(_KINDS.__getitem__, kinds), sizes, links, offsets, strict=True))
     return LayerScan(entries=entries, compression=compression, stored_size=stored_size, contents=captures)
 
@@ -111,6 +117,63 @@ def _is_refusal(item: object) -> bool:
         and len(item) == 4
         and [type(v) for v in item] == [str, int, int, str]
         and min(item[1], item[2]) >= 0
+    )
+
+
+def _optional(kind: type) -> Callable[[object], bool]:
+    return lambda value: value is None or type(value) is kind
+
+
+def _strings(value: object) -> bool:
+    return type(value) is tuple and all(type(v) is str for v in value)
+
+
+def _optional_strings(value: object) -> bool:
+    return value is None or _strings(value)
+
+
+def _exactly(kind: type) -> Callable[[object], bool]:
+    return lambda value: type(value) is kind
+
+
+# What the runtime probe leaves on a layer's captures, by tag: the type and a check per field.
+_PROBE_TYPES: dict[str, tuple[type, tuple[Callable[[object], bool], ...]]] = {
+    "elf": (
+        ElfInfo,
+        (
+            *[_exactly(int)] * 3,  # elf_class, machine, elf_type
+            _optional(str),  # interpreter
+            _strings,  # needed
+            _optional_strings,  # rpath
+            _optional_strings,  # runpath
+            _optional(str),  # soname
+            _exactly(bool),  # dynamic
+            _exactly(bool),  # nodeflib
+            _optional(str),  # glibc
+        ),
+    ),
+    "unreadable": (Unreadable, (_exactly(str),)),
+    "text": (Text, (_exactly(bytes),)),
+}
+_PROBE_TAGS = {kind: tag for tag, (kind, _) in _PROBE_TYPES.items()}
+
+
+def _probe_results(captures: Captures) -> Iterator[tuple[str, tuple[object, ...]]]:
+    """The probe results (NamedTuples of the types in _PROBE_TYPES; a new type is a KeyError here)."""
+    for path, value in captures.probes.items():
+        assert isinstance(value, tuple)
+        yield path, value
+
+
+def _is_probe(item: object) -> bool:
+    if type(item) is not tuple or len(item) != 3 or type(item[0]) is not str or item[1] not in _PROBE_TYPES:
+        return False
+    kind, checks = _PROBE_TYPES[item[1]]
+    values = item[2]
+    return (
+        type(values) is tuple
+        and len(values) == len(checks) == len(kind._fields)  # type: ignore[attr-defined]
+        and all(check(value) for check, value in zip(checks, values, strict=True))
     )
 
 
