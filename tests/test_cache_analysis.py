@@ -100,6 +100,23 @@ def _damage_layer(archive: bytes, diff_id: str) -> bytes:
     return out.getvalue()
 
 
+def test_a_layer_cached_in_another_form_is_read_again_in_this_one(tmp_path: Path) -> None:
+    """The same layers as a `docker save` tar and as gzip blobs: the report shows each form's
+    compression, which only reading the blob tells, so the gzip form is read and then cached too."""
+    from layerscope.analysis.cached import inspect_cached
+    from layerscope.sources import open_image
+
+    plain_archive = SAMPLES / "docker-v25.tar"
+    oci = SAMPLES / "oci-zstd.tar"
+    cache = LayerCache(tmp_path)
+    with open_image(str(plain_archive)) as image:
+        inspect_cached(image, cache)
+    for _ in range(2):
+        cache = LayerCache(tmp_path)
+        expected = _report(tmp_path, oci, "--no-cache")
+        assert _report(tmp_path, oci, "--cache-dir", str(tmp_path)) == expected
+
+
 def test_a_cached_layer_is_not_read_again(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before, after = SAMPLES / "before.tar", SAMPLES / "after.tar"
     base = _diff_ids(before)[0]
@@ -244,7 +261,8 @@ def test_arbitrary_bytes_never_decode_into_a_scan(data: bytes) -> None:
 
 
 def test_well_formed_marshal_of_the_wrong_shape_is_a_miss() -> None:
-    good = marshal.loads(encode_scan(_scan_of(_layer({"a": b"1", "b/c": b"22"}))))
+    tag, forms, packed = marshal.loads(encode_scan(_scan_of(_layer({"a": b"1", "b/c": b"22"}))))
+    good = marshal.loads(packed)
     variants = [
         good[:-1],  # a field short
         (*good[:2], bytes([9]) * len(good[1]), *good[3:]),  # a kind that does not exist
@@ -259,8 +277,9 @@ def test_well_formed_marshal_of_the_wrong_shape_is_a_miss() -> None:
         ("layerscope-scan/0", *good[1:]),  # an older format
     ]
     for variant in variants:
-        assert decode_scan(marshal.dumps(variant), Compression.NONE, 0) is None
-    assert decode_scan(marshal.dumps(good), Compression.NONE, 0) is not None
+        assert decode_scan(marshal.dumps((tag, forms, marshal.dumps(variant))), Compression.NONE, 0) is None
+    assert decode_scan(marshal.dumps((tag, forms, marshal.dumps(good))), Compression.NONE, 0) is not None
+    assert decode_scan(marshal.dumps(good), Compression.NONE, 0) is None  # not wrapped as a layer entry
 
 
 def test_probe_results_round_trip(tmp_path: Path) -> None:

@@ -177,4 +177,4 @@ def test_a_cached_engine_image_is_not_exported(engine_image: tuple[Any, Path], t
         text=True,
         check=True,
     ).stdout
-    assert {**json.loads(plain), "reference": TAG} == json.loads(first)
+    assert {**json.loads(plain), "reference": TAG, "source": "docker"} == json.loads(first)

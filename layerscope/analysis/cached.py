@@ -31,7 +31,6 @@ from typing import Any, BinaryIO
 
 from layerscope.analysis.inspect import Inspection, Progress, inspect_image
 from layerscope.analysis.runtime_probe import Text, Unreadable
-from layerscope.archive.blobs import sniff
 from layerscope.archive.layers import LayerScanner
 from layerscope.cache import LayerCache
 from layerscope.elf import ElfInfo
@@ -51,6 +50,7 @@ from layerscope.sources.base import BlobImage
 _KINDS = tuple(Kind)
 _COMPRESSIONS = {c.value: c for c in Compression}
 _SCAN_TAG = "layerscope-scan/2"
+_LAYER_TAG = "layerscope-layer/1"
 _INSPECTION_TAG = "layerscope-inspection/1"
 _ENGINE_TAG = "layerscope-engine/1"
 # The LayerScan fields the codec writes; a new field must be added here (a test checks it).
@@ -60,20 +60,42 @@ SCAN_FIELDS = ("entries", "compression", "stored_size", "contents")
 # ---- codec: plain values only, checked on the way back -------------------------------------------
 
 
-def encode_scan(scan: LayerScan) -> bytes:
-    """A layer's scan, without what depends on how the layer was stored (compression, stored size)."""
+def encode_scan(scan: LayerScan, forms: dict[str, str] | None = None) -> bytes:
+    """A layer's scan, and `forms`: the compression of each stored form of the layer seen so far
+    (form_key -> compression), which its bytes alone would tell only by reading them."""
     columns: tuple[Any, ...] = tuple(zip(*scan.entries, strict=True)) if scan.entries else ((),) * 5
     paths, kinds, sizes, links, offsets = columns
     refused = [(path, r.size, r.limit, r.scope) for path, r in scan.contents.refused.items()]
     probes = [(path, _PROBE_TAGS[type(value)], tuple(value)) for path, value in _probe_results(scan.contents)]
     document = (_SCAN_TAG, paths, bytes(kinds), sizes, links, offsets, dict(scan.contents), refused, probes)
-    return marshal.dumps(document)
+    return marshal.dumps((_LAYER_TAG, forms or {}, marshal.dumps(document)))
+
+
+def form_key(blob: LayerBlob) -> str:
+    return f"{blob.identity}|{blob.stored_size}"
+
+
+def layer_forms(payload: bytes) -> dict[str, str] | None:
+    """The forms a layer entry knows (cheap: the scan itself stays packed), or None if malformed."""
+    try:
+        document = marshal.loads(payload)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if type(document) is not tuple or len(document) != 3 or document[0] != _LAYER_TAG:
+        return None
+    forms = document[1]
+    if type(forms) is not dict or not all(type(k) is str and v in _COMPRESSIONS for k, v in forms.items()):
+        return None
+    return forms
 
 
 def decode_scan(payload: bytes, compression: Compression, stored_size: int) -> LayerScan | None:
     """The scan written by encode_scan, or None when the payload is not exactly that shape."""
     try:
-        document = marshal.loads(payload)
+        outer = marshal.loads(payload)
+        if type(outer) is not tuple or len(outer) != 3 or outer[0] != _LAYER_TAG or type(outer[2]) is not bytes:
+            return None
+        document = marshal.loads(outer[2])
     except (EOFError, ValueError, TypeError):
         return None
     if type(document) is not tuple or len(document) != 9 or document[0] != _SCAN_TAG:
@@ -341,21 +363,28 @@ class CachedLayers(OpenedImage):
         compact payloads and decoded when their turn comes."""
         identities = [blob.identity or f"#{index}" for index, blob in enumerate(self.layers)]
         last_use = {identity: index for index, identity in enumerate(identities)}
-        payloads: dict[str, bytes] = {}
+        payloads: dict[str, tuple[bytes, Compression]] = {}
         missing: dict[str, LayerBlob] = {}
+        known_forms: dict[str, dict[str, str]] = {}  # of layers cached in another form: kept on rewrite
         for identity, blob in zip(identities, self.layers, strict=True):
             if identity not in payloads and identity not in missing:
                 payload = self._cache.get(layer_key(blob.diff_id, self._options))
-                if payload is None:
+                forms = None if payload is None else layer_forms(payload)
+                compression = None if forms is None else forms.get(form_key(blob))
+                if payload is None or compression is None:
+                    # not cached, or cached from another form of the layer (say a `docker save` tar, and
+                    # now a gzip blob): its compression is in its bytes, and only a read tells it
                     missing[identity] = blob
+                    known_forms[identity] = forms or {}
                 else:
-                    payloads[identity] = payload
+                    payloads[identity] = payload, _COMPRESSIONS[compression]
         held: dict[str, LayerScan] = {}
         with contextlib.ExitStack() as stack:
             fresh = self._reader(list(missing.values()), capture, stack)
             for index, (identity, blob) in enumerate(zip(identities, self.layers, strict=True)):
                 if identity not in held:
-                    held[identity] = self._next_scan(blob, payloads.pop(identity, None), fresh, capture)
+                    cached = payloads.pop(identity, None)
+                    held[identity] = self._next_scan(blob, cached, known_forms.get(identity, {}), fresh, capture)
                 yield held[identity] if last_use[identity] > index else held.pop(identity)
 
     def _reader(self, blobs: list[LayerBlob], capture: Capture, stack: contextlib.ExitStack) -> Iterator[LayerScan]:
@@ -369,38 +398,45 @@ class CachedLayers(OpenedImage):
         return scans
 
     def _next_scan(
-        self, blob: LayerBlob, payload: bytes | None, fresh: Iterator[LayerScan], capture: Capture
+        self,
+        blob: LayerBlob,
+        cached: tuple[bytes, Compression] | None,
+        forms: dict[str, str],
+        fresh: Iterator[LayerScan],
+        capture: Capture,
     ) -> LayerScan:
         """The layer's scan: decoded from its cached payload, else the next one the workers read."""
-        if payload is None:
+        if cached is None:
             scan = next(fresh)
         else:
-            decoded = decode_scan(payload, _sniffed_compression(blob), blob.stored_size)
+            decoded = decode_scan(cached[0], cached[1], blob.stored_size)
             if decoded is not None:
                 return decoded
             # an entry that checked out but does not decode (another build's bug): read the layer now
             with contextlib.ExitStack() as stack:
                 scan = next(self._reader([blob], capture, stack))
-        self._cache.put(layer_key(blob.diff_id, self._options), encode_scan(scan))
+        self._store(blob.diff_id, form_key(blob), scan, forms)
         return scan
+
+    def _store(self, diff_id: str, form: str, scan: LayerScan, forms: dict[str, str]) -> None:
+        self._cache.put(layer_key(diff_id, self._options), encode_scan(scan, {**forms, form: scan.compression.value}))
 
     def _stored_as_read(self, capture: Capture) -> Iterator[LayerScan]:
         """A stream source: every layer read; each scan stored once its diff_id is known (at once
         when the source knew the order up front, else when the stream has ended)."""
         order = self._image.diff_ids()
-        waiting: list[bytes] = []
+        waiting: list[tuple[bytes, str]] = []  # packed scans, and their compression
         with contextlib.closing(self._image.scan(capture)) as scans:
             for index, scan in enumerate(scans):
                 self._forms.append((scan.compression.value, scan.stored_size))
-                payload = encode_scan(scan)  # before the caller trims the captures to the image's limit
-                if order is not None and index < len(order):
-                    self._cache.put(layer_key(order[index], self._options), payload)
-                else:
-                    waiting.append(payload)
+                if order is not None and index < len(order):  # the engine: a layer's identity is its diff_id
+                    self._store(order[index], f"{order[index]}|{scan.stored_size}", scan, {})
+                else:  # packed now: the caller trims the captures to the image's limit
+                    waiting.append((encode_scan(scan), scan.compression.value))
                 yield scan
         self.config, self.layers = self._image.config, self._image.layers
-        for blob, payload in zip(self.layers[len(self.layers) - len(waiting) :], waiting, strict=True):
-            self._cache.put(layer_key(blob.diff_id, self._options), payload)
+        for blob, (payload, compression) in zip(self.layers[len(self.layers) - len(waiting) :], waiting, strict=True):
+            self._cache.put(layer_key(blob.diff_id, self._options), _with_form(payload, form_key(blob), compression))
         self._remember_engine_image()
 
     def _recall_engine_image(self) -> None:
@@ -441,13 +477,10 @@ class CachedLayers(OpenedImage):
         self._cache.put(engine_key(image_id), encode_engine_record(record))
 
 
-def _sniffed_compression(blob: LayerBlob) -> Compression:
-    """A cached layer's compression, from the first bytes of its blob (the report shows it)."""
-    raw = blob.open()
-    try:
-        return sniff(raw.read(4))
-    finally:
-        raw.close()
+def _with_form(payload: bytes, form: str, compression: str) -> bytes:
+    """A packed layer entry whose forms are exactly {form: compression}."""
+    _, _, packed = marshal.loads(payload)
+    return marshal.dumps((_LAYER_TAG, {form: compression}, packed))
 
 
 def _not_exported() -> BinaryIO:
