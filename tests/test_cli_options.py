@@ -255,7 +255,7 @@ def test_no_arguments_prints_usage() -> None:
     assert result.stderr.startswith("usage: layerscope")
     assert (
         result.stderr.splitlines()[-1]
-        == "layerscope: error: no command given; choose one of: inspect, diff, check, tui"
+        == "layerscope: error: no command given; choose one of: inspect, diff, check, tui, cache"
     )
 
 
@@ -265,7 +265,7 @@ def test_typo_suggests_the_closest_command(typo: str, closest: str) -> None:
     assert result.returncode == 2 and result.stderr.startswith("usage: layerscope")
     assert result.stderr.splitlines()[-1] == f"layerscope: error: unknown command {typo!r}; did you mean {closest!r}?"
     unrelated = run("zzzzzz").stderr.splitlines()[-1]
-    assert unrelated == "layerscope: error: unknown command 'zzzzzz'; choose one of: inspect, diff, check, tui"
+    assert unrelated == "layerscope: error: unknown command 'zzzzzz'; choose one of: inspect, diff, check, tui, cache"
 
 
 def test_help_and_version_still_work() -> None:
