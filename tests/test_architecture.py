@@ -64,3 +64,14 @@ def test_no_core_module_loads_textual_or_the_tui() -> None:
     count, _, loaded = _run(EVERY_CORE_MODULE).partition(" ")
     assert int(count) > 30  # the walk did find the package's modules
     assert loaded == ""
+
+
+def test_starting_the_cli_loads_no_model_or_renderer() -> None:
+    """Every run imports the CLI; pydantic, the report models and the renderers (~0.4 s, and memory
+    the layer workers would inherit) are loaded only when a report is built or printed."""
+    code = (
+        "import sys\nimport layerscope.cli\n"
+        "heavy = {'pydantic', 'layerscope.model', 'layerscope.render.table', 'layerscope.render.diff_text'}\n"
+        "print(','.join(sorted(heavy & set(sys.modules))))"
+    )
+    assert _run(code) == ""
