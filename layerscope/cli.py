@@ -367,13 +367,14 @@ def _check(args: argparse.Namespace) -> Exit:
     _check_format(args.format, ("table", "json"))
     chosen = _rules(args)
     outputs = _check_outputs(args)
-    if not args.quiet:
-        _note(f"layerscope: rules from {chosen.source}" if chosen.found else _NO_CONFIG)
     rules = build_rules(chosen.config, chosen.dive_ci)
     current = _inspection(args, args.reference, args.image, "reading image")
     diff = None
     if args.baseline:
         diff = build_diff(_report(args, args.baseline, None, "reading baseline"), current.report)
+    # Said once both images were read: an image that cannot be read ends in its one error line alone.
+    if not args.quiet:
+        _note(f"layerscope: rules from {chosen.source}" if chosen.found else _NO_CONFIG)
     report = evaluate(rules, Subject(current.report, current.paths, diff), chosen.config.warn, chosen.source)
     _emit_check(report, args, outputs)
     return Exit.OK if report.passed else Exit.GATE_FAILED
