@@ -30,11 +30,17 @@ def test_hostile_input_holds_the_contract(case: Case) -> None:
 
 
 def test_the_runner_catches_a_broken_contract() -> None:
-    """The checks can fail: exit 1 for an error, and raw escapes in a table, are both reported."""
-    exit_one = Case("diff-gate", "json", {}, ["diff", "x", "y", "--expect-reduction", "nan%"])
-    assert violations(exit_one) == []  # refused up front with exit 2 and one line
-    raw = Case("printf", "terminal", {}, ["inspect", "docker-archive:\x1b[2Jmissing.tar"], names=("nothing-like-this",))
-    assert any("names none of" in v for v in violations(raw))
+    """The checks can fail: an error line that names another input, and a report the case rejects."""
+    misnamed = Case("printf", "terminal", {}, ["inspect", "docker-archive:missing.tar"], names=("nothing-like-this",))
+    assert any("names none of" in v for v in violations(misnamed))
+    rejected = Case(
+        "valid",
+        "tar",
+        {"a.tar": VALID},
+        ["inspect", "docker-archive:a.tar", "--format", "json"],
+        report_check=lambda text: "rejected" if '"layers"' in text else None,
+    )
+    assert violations(rejected) == ["wrong report: rejected"]
 
 
 VALID = docker_archive([layer()])
