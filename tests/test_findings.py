@@ -361,6 +361,16 @@ def test_each_finding_fires_on_its_own_cause(tmp_path: Path) -> None:
     ]
 
 
+def test_deleted_in_later_layer_says_when_only_a_new_base_frees_the_bytes(tmp_path: Path) -> None:
+    base_wrote = [[("file", "/var/lib/apt/lists/x", 3_000)], [("file", "/var/lib/apt/lists/.wh.x", b"")]]
+    later_wrote = [[("file", "/etc/a", 1)], [("file", "/srv/tmp.bin", 3_000)], [("file", "/srv/.wh.tmp.bin", b"")]]
+    from_base = findings(inspect(tmp_path, "base", base_wrote))["deleted-in-later-layer"]
+    from_later = findings(inspect(tmp_path, "later", later_wrote))["deleted-in-later-layer"]
+    assert "base layer (layer 0)" in from_base["fix"]
+    assert "base layer" not in from_later["fix"]
+    assert [e["layer"] for e in from_later["evidence"]] == [1]
+
+
 # --- the committed sample pair -------------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent

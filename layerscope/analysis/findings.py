@@ -252,8 +252,16 @@ class DeletedInLaterLayer:
             "Files written in one layer and deleted or overwritten in a later one still ship in the image",
             evidence,
             "Delete in the same RUN that creates the files (RUN install && … && rm -rf …), or build in "
-            "a separate stage and COPY only the result",
+            "a separate stage and COPY only the result"
+            + (_BASE_LAYER_FIX if any(layer == 0 for layer, _ in groups) else ""),
         )
+
+
+# A later layer can only hide what the base image ships (apt lists a debootstrap base keeps, say).
+_BASE_LAYER_FIX = (
+    "; bytes the base layer (layer 0) wrote cannot be freed by deleting them later: start from a base "
+    "image without them (or rebuild that base), and do not delete them in a later layer"
+)
 
 
 class LargeUnownedFiles:
