@@ -4,7 +4,6 @@ layers are streamed later, on demand, by whoever scans them."""
 
 from __future__ import annotations
 
-import platform as host_platform
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from layerscope.archive.documents import ImageConfig as ValidatedConfig
 from layerscope.archive.documents import parse
 from layerscope.errors import ArchiveError, SourceError
+from layerscope.platforms import host_platform_name, platform_matches
 from layerscope.registry.blobstream import BlobStream
 from layerscope.registry.client import ClientSettings, Fetched, RegistryClient
 from layerscope.registry.errors import printable
@@ -59,25 +59,6 @@ class RemoteImage:
 
     def close(self) -> None:
         self.client.close()
-
-
-def host_platform_name() -> str:
-    machine = host_platform.machine().lower()
-    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
-    if arch is None and machine.startswith("armv7"):
-        return "linux/arm/v7"
-    return f"linux/{arch or machine}"
-
-
-def platform_matches(present: str, wanted: str) -> bool:
-    """os/arch must match; the variant only when the wanted platform names one (arm64 means v8)."""
-    have, want = present.split("/"), wanted.split("/")
-    if have[:2] != want[:2]:
-        return False
-    if len(want) < 3:
-        return True
-    variant = have[2] if len(have) > 2 else ("v8" if have[1] == "arm64" else "")
-    return variant == want[2]
 
 
 def pull_image(ref: ImageReference, settings: ClientSettings, wanted_platform: str | None) -> RemoteImage:

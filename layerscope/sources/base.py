@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform as host_platform
 import unicodedata
 from collections.abc import Generator
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from layerscope.archive.layers import LayerScanner
 from layerscope.errors import ArchiveError, SourceError
 from layerscope.image import Capture, LayerBlob, LayerScan, OpenedImage, SourceOptions, never_capture
+from layerscope.platforms import host_platform_name, platform_matches
 
 __all__ = [
     "BlobImage",
@@ -59,22 +59,6 @@ def reject_options(
         raise SourceError(f"{where}: --image cannot be used here ({image})")
     if options.platform is not None and platform is not None:
         raise SourceError(f"{where}: --platform cannot be used here ({platform})")
-
-
-def host_platform_name() -> str:
-    machine = host_platform.machine().lower()
-    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
-    if arch is None and machine.startswith("armv7"):
-        return "linux/arm/v7"
-    return f"linux/{arch or machine}"
-
-
-def platform_matches(present: str, wanted: str) -> bool:
-    """`wanted` os/arch[/variant] against an image's platform; a variant is compared only when asked."""
-    have, want = present.split("/"), wanted.split("/")
-    if have[:2] != want[:2]:
-        return False
-    return len(want) < 3 or (have[2:3] or [""])[0] == want[2]
 
 
 def check_platform(present: str, wanted: str | None, where: str) -> None:
