@@ -1075,8 +1075,16 @@ def _oci_dir(mutate: Callable[[Path, dict[str, Any]], None]) -> Callable[[Path],
     """An OCI layout directory written from `oci_archive`'s members, then changed by `mutate`."""
 
     def make(path: Path) -> None:
+        # Written member by member: our own archive holds only folders and files, and extractall's
+        # `filter` (the safe way to extract) is missing from Python 3.11 before 3.11.4 (Debian's 3.11.2).
         with tarfile.open(fileobj=io.BytesIO(oci_archive())) as tar:
-            tar.extractall(path, filter="data")
+            for member in tar.getmembers():
+                target = path / member.name
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                elif member.isfile() and (data := tar.extractfile(member)) is not None:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data.read())
         index = json.loads((path / "index.json").read_text())
         mutate(path, index)
 
