@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,25 @@ def skip_or_fail(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+def docker_client() -> Any:
+    """A client of the running Docker engine, or a skip (a failure in CI) saying why none answers."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # any failure to reach the engine means: no engine here
+        skip_or_fail(f"no Docker engine reachable ({exc})")
+    return client
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Any]:
+    client = docker_client()
+    yield client
+    client.close()
 
 
 @pytest.fixture(autouse=True)

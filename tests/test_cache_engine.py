@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import skip_or_fail
+from conftest import docker_client, skip_or_fail
 
 pytestmark = pytest.mark.engine
 
@@ -117,13 +117,7 @@ class LoggingProxy:
 
 @pytest.fixture(scope="module")
 def engine_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
-    try:
-        import docker
-
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:  # any failure to reach the engine means: no engine here
-        skip_or_fail(f"no Docker engine reachable ({exc})")
+    client = docker_client()
     if not Path(SOCKET).exists():
         skip_or_fail(f"the engine is not on {SOCKET}")
     layers = [

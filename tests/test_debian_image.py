@@ -62,18 +62,6 @@ print(json.dumps({"debs": debs, "dists": dists}))
 """
 
 
-@pytest.fixture(scope="module")
-def engine() -> Any:
-    try:
-        import docker
-
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:
-        skip_or_fail(f"no Docker engine reachable ({exc})")
-    return client
-
-
 def _base(engine: Any, tmp: Path) -> None:
     from docker.errors import ImageNotFound
 

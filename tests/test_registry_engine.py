@@ -7,13 +7,11 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import make_samples as ms
 import pytest
-from conftest import skip_or_fail
 from registry_servers import need_tools, skopeo_push, start_registry
 
 from layerscope.cli import main
@@ -30,19 +28,6 @@ SOURCE_DEPENDENT = {"reference", "source", "compressed_size"}
 LAYER_SOURCE_DEPENDENT = {"compressed_size", "compression"}
 
 pytestmark = pytest.mark.engine
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[Any]:
-    try:
-        import docker
-
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:  # any failure to reach the engine means: no engine here
-        skip_or_fail(f"no Docker engine reachable ({exc})")
-    yield client
-    client.close()
 
 
 def engine_layout(layout: Path) -> None:
