@@ -129,31 +129,22 @@ def _yaml(value: dict[str, Any], depth: int) -> list[str]:
     return lines
 
 
-def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 that no one has signed: TLS that does not verify."""
-    cert, key = directory / "tls.crt", directory / "tls.key"
+_OPENSSL_REQ = ("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2")
+
+
+def _openssl_self_signed(key: Path, cert: Path, subject: str, *extra: str) -> None:
+    """An RSA key and a self-signed certificate for it, valid for two days."""
     subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
+        [*_OPENSSL_REQ, "-subj", subject, *extra, "-keyout", str(key), "-out", str(cert)],
         check=True,
         capture_output=True,
     )
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no one has signed: TLS that does not verify."""
+    cert, key = directory / "tls.crt", directory / "tls.key"
+    _openssl_self_signed(key, cert, "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1")
     return cert, key
 
 
@@ -247,26 +238,7 @@ class TokenKeys:
 
 def make_token_keys(directory: Path) -> TokenKeys:
     key, cert = directory / "token.key", directory / "token.crt"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-            "-days",
-            "2",
-            "-subj",
-            "/CN=layerscope-test-token",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    _openssl_self_signed(key, cert, "/CN=layerscope-test-token")
     der = subprocess.run(
         ["openssl", "x509", "-in", str(cert), "-outform", "DER"], check=True, capture_output=True
     ).stdout
