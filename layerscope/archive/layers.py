@@ -234,14 +234,15 @@ class LayerScanner:
 
     def _collect(self, task: int) -> None:
         # Tasks are numbered in the order they are first needed, so `task` is running (started by
-        # the previous collect or the constructor) and the next one gets the slot it frees.
+        # the previous collect or the constructor); the next one gets its slot once it has ended
+        # (starting it earlier would run one process more than there are cores).
         child = self._running.pop(task)
         try:
-            self._fill(task + 1)
             scans = child.result()
         except BaseException:
             child.cancel()
             raise
+        self._fill(task + 1)
         for key, scan in zip(self._tasks[task].keys, scans, strict=True):
             self._done[key] = scan
 
