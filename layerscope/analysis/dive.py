@@ -214,11 +214,3 @@ class DiveAccumulator:
         user_size = sum(layer_sizes[1:])
         fraction = wasted / user_size if user_size else 0.0
         return DiveFigures(efficiency=efficiency, wasted_bytes=wasted, user_wasted_fraction=fraction)
-
-
-def dive_figures(layers: Sequence[Sequence[Entry]], layer_sizes: list[int]) -> DiveFigures:
-    """dive's figures for a whole image: every layer's entries, in image order."""
-    accumulator = DiveAccumulator()
-    for entries in layers:
-        accumulator.add_layer(entries)
-    return accumulator.figures(layer_sizes)

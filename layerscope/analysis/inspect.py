@@ -7,15 +7,13 @@ from contextlib import closing
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from layerscope.analysis.dive import dive_figures
+from layerscope.analysis.dive import DiveAccumulator
 from layerscope.analysis.pythonenv import wants_pth
 from layerscope.analysis.runtime_probe import runtime_probe
 from layerscope.archive.layers import limit_image_captures
 from layerscope.archive.probe import Probing
-from layerscope.archive.tarstream import Entry
 from layerscope.catalogers import wanted
 from layerscope.image import Capture, LayerScan, OpenedImage
-from layerscope.parallel import Forked
 from layerscope.tree import UnionTree
 
 if TYPE_CHECKING:
@@ -61,8 +59,8 @@ def inspect_image(
     `runtime`: also read ELF headers, loader configuration and WHEEL files for the runtime check."""
     capture: Capture = Probing(_capture, runtime_probe) if runtime else _capture
     tree = UnionTree()
+    dive = DiveAccumulator()
     scans: list[LayerScan] = []
-    entries: list[list[Entry]] = []  # every layer's, kept for dive's figures
     captured = 0
     counted: set[int] = set()
     with closing(image.scan(capture)) as layers:
@@ -70,24 +68,20 @@ def inspect_image(
             if id(scan.contents) not in counted:  # a blob used by several layers is held, and counted, once
                 counted.add(id(scan.contents))
                 captured = limit_image_captures(scan.contents, captured)
-            # the parent stacks layer N while the workers read N+1
+            # the parent stacks layer N while the workers read N+1; then the entries can go
             tree.apply(scan.entries)
+            dive.add_layer(scan.entries)
             if recorder is not None:
                 recorder.layer(scan.entries, tree.paths)
-            entries.append(scan.entries)
             scans.append(replace(scan, entries=[]))
             if progress:
                 progress(index + 1, image.layer_count or index + 1)
-    # dive's figures need a tree of their own, built in a child (copy-on-write: the entries are not
-    # sent) on the core the workers have just left, while this process builds the report
-    dive = Forked(dive_figures, entries, [change.size for change in tree.changes])
-    try:
-        # the report models cost several MB: imported only now, when the workers are gone
-        from layerscope.analysis import report
+    figures = dive.figures([change.size for change in tree.changes])
+    del dive  # its tree of every path is not needed any more: let attribution reuse the memory
+    # the report models cost several MB: imported only now, when the workers are gone
+    from layerscope.analysis import report
 
-        commands = layer_commands(image.config, len(scans))
-        on_attribution = recorder.attribution if recorder is not None else None
-        result = report.image_report(image, scans, tree, commands, dive.result, top, on_attribution, runtime)
-    finally:
-        dive.cancel()
+    commands = layer_commands(image.config, len(scans))
+    on_attribution = recorder.attribution if recorder is not None else None
+    result = report.image_report(image, scans, tree, commands, figures, top, on_attribution, runtime)
     return Inspection(result, list(tree.paths))

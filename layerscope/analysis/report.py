@@ -24,7 +24,7 @@ def image_report(
     scans: list[LayerScan],
     tree: UnionTree,
     commands: list[str | None],
-    dive: Callable[[], DiveFigures],  # asked for last: the figures may still be computing elsewhere
+    dive: DiveFigures,
     top: int,
     on_attribution: Callable[[Attribution], None] | None = None,
     runtime: bool = True,
@@ -51,7 +51,6 @@ def image_report(
         for i, (scan, change) in enumerate(zip(scans, tree.changes, strict=True))
     ]
     squashed, files, largest = _final_filesystem(fs, top)
-    figures = dive()
     total_size = sum(layer.size for layer in layers)
     compressed = [layer.compressed_size for layer in layers]
     return ImageReport(
@@ -67,9 +66,9 @@ def image_report(
         if compressed and all(c is not None for c in compressed)
         else None,
         files=files,
-        efficiency=figures.efficiency,
-        wasted_bytes=figures.wasted_bytes,
-        user_wasted_fraction=figures.user_wasted_fraction,
+        efficiency=dive.efficiency,
+        wasted_bytes=dive.wasted_bytes,
+        user_wasted_fraction=dive.user_wasted_fraction,
         largest_files=largest,
         packages=_packages(attribution),
         categories=[
