@@ -99,10 +99,36 @@ def _get(root: _DNode, parts: list[str]) -> _DNode | None:
 
 def _layer_tree(entries: Sequence[Entry]) -> _DNode:
     root = _DNode()
+    # Tar members come grouped by folder: the folder's node is remembered instead of walking down
+    # from the root for every member (nodes are only ever added while a layer's tree is built).
+    folders: dict[str, _DNode] = {}
     for path, kind, size, _, _ in entries:
-        parts = [p for p in path.split("/") if p]
-        _add_path(root, parts, size, kind == Kind.DIR, path)
+        folder, _, name = path.rpartition("/")
+        parent = folders.get(folder)
+        if parent is None:
+            parent = _folder_node(root, folder)
+            if parent is None:
+                continue  # under a component dive drops (an opaque marker's name)
+            folders[folder] = parent
+        if name:  # paths are normalised: only "/" itself has no name, and dive has no node for it
+            _add_path(parent, [name], size, kind == Kind.DIR, path)
     return root
+
+
+def _folder_node(root: _DNode, folder: str) -> _DNode | None:
+    """The node of `folder` in a layer's tree, created (without payload) when missing; None when a
+    component to create is one dive drops."""
+    node = root
+    for part in folder.split("/"):
+        if not part:
+            continue
+        child = node.child(part)
+        if child is None:
+            if part.startswith(_DOUBLE_WHITEOUT):
+                return None
+            child = node.add(part)
+        node = child
+    return node
 
 
 def _target(parts: list[str]) -> list[str]:
