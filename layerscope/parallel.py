@@ -24,6 +24,7 @@ import contextlib
 import ctypes
 import os
 import pickle
+import select
 import signal
 import sys
 import threading
@@ -140,6 +141,9 @@ class _Child:
         self._pipe = os.fdopen(fd, "rb", buffering=_CHUNK)
         _LIVE[self._pid] = self
 
+    def fileno(self) -> int:
+        return self._pipe.fileno()
+
     def receive(self) -> tuple[str, Any]:
         try:
             return pickle.load(self._pipe)  # type: ignore[no-any-return]
@@ -199,6 +203,23 @@ class Forked(Generic[T]):
     def cancel(self) -> None:
         if self._child is not None:
             self._child.cancel()
+
+    def fileno(self) -> int | None:
+        """The pipe the result comes through (None when running inline): it turns readable once the
+        child has finished computing and starts sending."""
+        return self._child.fileno() if self._child is not None and self._inline is None else None
+
+
+def first_ready(jobs: dict[int, Forked[Any]], wanted: int | None = None) -> list[int]:
+    """Wait until job `wanted` (or, when None, any job) or any other has a result to send; return the
+    keys of those that do, `wanted` last when it is among them. A job running inline has its result
+    at once."""
+    fds = {fd: key for key, job in jobs.items() if (fd := job.fileno()) is not None}
+    if len(fds) < len(jobs):
+        inline = [key for key in jobs if key not in fds.values()]
+        return [wanted if wanted in inline else inline[0]]
+    readable, _, _ = select.select(list(fds), [], [])
+    return sorted((fds[fd] for fd in readable), key=lambda key: key == wanted)
 
 
 class ForkedStream(Generic[T]):

@@ -13,7 +13,7 @@ from layerscope.archive.probe import Probing, look_into
 from layerscope.archive.tarstream import BLOCK, Entry, Kind, TarReader
 from layerscope.errors import ArchiveError
 from layerscope.image import Capture, Captures, LayerBlob, LayerScan, Refusal, never_capture
-from layerscope.parallel import Forked
+from layerscope.parallel import Forked, first_ready
 
 __all__ = [
     "MAX_IMAGE_CAPTURE",
@@ -202,7 +202,7 @@ class LayerScanner:
         # and the caller stacking finished layers, get the cores first.
         sizes = [task.size for task in self._tasks]
         self._critical = sizes.index(max(sizes)) if sizes else -1
-        self._fill(0)
+        self._fill()
 
     def _plan(self) -> tuple[list[_Task], dict[str, int]]:
         tasks: list[_Task] = []
@@ -222,9 +222,12 @@ class LayerScanner:
             task_of[key] = len(tasks) - 1
         return tasks, task_of
 
-    def _fill(self, needed: int) -> None:
+    def _fill(self) -> None:
         while self._waiting and len(self._running) < self._workers:
-            index = needed if needed in self._waiting else max(self._waiting, key=self._priority)
+            # the caller takes tasks in order: the lowest not yet done is the one it needs next
+            first = min(self._waiting)
+            needed = not self._running or first < min(self._running)
+            index = first if needed else max(self._waiting, key=self._priority)
             self._waiting.discard(index)
             nice = 0 if index == self._critical else _BACKGROUND_NICE
             self._running[index] = Forked(scan_batch, self._tasks[index].blobs, self._capture, nice=nice)
@@ -233,18 +236,23 @@ class LayerScanner:
         return self._tasks[task].size, -task
 
     def _collect(self, task: int) -> None:
-        # Tasks are numbered in the order they are first needed, so `task` is running (started by
-        # the previous collect or the constructor); the next one gets its slot once it has ended
-        # (starting it earlier would run one process more than there are cores).
+        """Wait for `task`. Any other task that ends meanwhile is collected at once and its worker
+        given the next task: a finished worker must not sit idle until the caller needs its layer."""
+        while task in self._running or task in self._waiting:
+            wanted = task if task in self._running else None  # else it waits for a free worker
+            for done in first_ready(self._running, wanted):
+                self._finish(done)
+
+    def _finish(self, task: int) -> None:
         child = self._running.pop(task)
         try:
             scans = child.result()
         except BaseException:
             child.cancel()
             raise
-        self._fill(task + 1)
         for key, scan in zip(self._tasks[task].keys, scans, strict=True):
             self._done[key] = scan
+        self._fill()
 
     def __iter__(self) -> Iterator[LayerScan]:
         try:

@@ -1,0 +1,93 @@
+"""LayerScanner: layers read in forked workers come back in image order, complete, and never with more
+worker processes alive at once than asked for (a finished worker's slot goes to the next task)."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from layerscope.archive.layers import LayerScanner
+from layerscope.image import LayerBlob
+
+
+def _layer(names: list[str], payload: int = 0) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in names:
+            info = tarfile.TarInfo(name)
+            info.size = payload
+            tar.addfile(info, io.BytesIO(bytes(payload)))
+    return buffer.getvalue()
+
+
+def _blob(index: int, data: bytes, identity: str = "") -> LayerBlob:
+    return LayerBlob(f"sha256:{index:064x}", f"layer{index}", len(data), lambda: io.BytesIO(data), identity)
+
+
+def _children(pid: int) -> int:
+    count = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as children:
+            count += len(children.read().split())
+    return count
+
+
+# One long layer first, then short ones of several sizes (small ones are batched), then long again.
+SHAPES = [(6000, 0), (20, 10_000_000), (300, 0), (5, 0), (2000, 512), (7, 0), (4000, 0), (1, 5_000_000)]
+LAYERS = [[f"l{i}/f{n}" for n in range(count)] for i, (count, _) in enumerate(SHAPES)]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_layers_come_back_in_order_and_complete(workers: int) -> None:
+    blobs = [_blob(i, _layer(names, shape[1])) for i, (names, shape) in enumerate(zip(LAYERS, SHAPES, strict=True))]
+    with LayerScanner(blobs, workers=workers) as scanner:
+        scans = list(scanner)
+    expected = [["/" + name for name in names] for names in LAYERS]
+    assert [[entry[0] for entry in scan.entries] for scan in scans] == expected
+    assert [[entry[2] for entry in scan.entries] for scan in scans] == [[payload] * count for count, payload in SHAPES]
+
+
+def test_a_blob_shared_by_several_layers_is_read_once_and_yielded_for_each() -> None:
+    data = _layer(["shared/a", "shared/b"])
+    other = _layer(["other/c"])
+    blobs = [_blob(0, data, "same"), _blob(1, other), _blob(2, data, "same")]
+    with LayerScanner(blobs, workers=2) as scanner:
+        scans = list(scanner)
+    assert [[entry[0] for entry in scan.entries] for scan in scans] == [
+        ["/shared/a", "/shared/b"],
+        ["/other/c"],
+        ["/shared/a", "/shared/b"],
+    ]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts children through /proc")
+def test_never_more_workers_alive_than_asked_for(tmp_path: Path) -> None:
+    # Layers in files (os-level reads, as archives are read), so that each worker runs for a while.
+    blobs = []
+    for index, names in enumerate(LAYERS):
+        path = tmp_path / f"layer{index}.tar"
+        path.write_bytes(_layer(names * 3 if index % 2 == 0 else names, SHAPES[index][1]))
+        blobs.append(LayerBlob(f"sha256:{index:064x}", path.name, path.stat().st_size, lambda p=path: p.open("rb")))
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            seen.append(_children(os.getpid()))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with LayerScanner(blobs, workers=2) as scanner:
+            scans = list(scanner)
+    finally:
+        stop.set()
+        sampler.join()
+    assert len(scans) == len(LAYERS)
+    assert max(seen) == 2  # two at once were running (the sampler saw them), never three
