@@ -8,6 +8,7 @@ import os
 import sys
 import tarfile
 import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,7 @@ def test_never_more_workers_alive_than_asked_for(tmp_path: Path) -> None:
     for index, names in enumerate(LAYERS):
         path = tmp_path / f"layer{index}.tar"
         path.write_bytes(_layer(names * 3 if index % 2 == 0 else names, SHAPES[index][1]))
-        blobs.append(LayerBlob(f"sha256:{index:064x}", path.name, path.stat().st_size, lambda p=path: p.open("rb")))
+        blobs.append(LayerBlob(f"sha256:{index:064x}", path.name, path.stat().st_size, partial(path.open, "rb")))
     seen: list[int] = []
     stop = threading.Event()
 
