@@ -8,8 +8,9 @@ import os
 import sys
 import tarfile
 import threading
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
@@ -29,6 +30,10 @@ def _layer(names: list[str], payload: int = 0) -> bytes:
 
 def _blob(index: int, data: bytes, identity: str = "") -> LayerBlob:
     return LayerBlob(f"sha256:{index:064x}", f"layer{index}", len(data), lambda: io.BytesIO(data), identity)
+
+
+def _opener(path: Path) -> Callable[[], BinaryIO]:
+    return lambda: path.open("rb")
 
 
 def _children(pid: int) -> int:
@@ -74,7 +79,7 @@ def test_never_more_workers_alive_than_asked_for(tmp_path: Path) -> None:
     for index, names in enumerate(LAYERS):
         path = tmp_path / f"layer{index}.tar"
         path.write_bytes(_layer(names * 3 if index % 2 == 0 else names, SHAPES[index][1]))
-        blobs.append(LayerBlob(f"sha256:{index:064x}", path.name, path.stat().st_size, partial(path.open, "rb")))
+        blobs.append(LayerBlob(f"sha256:{index:064x}", path.name, path.stat().st_size, _opener(path)))
     seen: list[int] = []
     stop = threading.Event()
 
