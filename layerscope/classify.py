@@ -73,36 +73,47 @@ class Rule:
     pattern: str | None = None  # regular expression searched anywhere in the path
     python_tree: bool | None = None  # owned by a Python distribution, or in a folder distributions are installed in
     _checks: tuple[Check, ...] = field(default=(), init=False, repr=False, compare=False)
+    _folder_checks: tuple[Check, ...] = field(default=(), init=False, repr=False, compare=False)
+    _file_checks: tuple[Check, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Only the criteria given become checks: classification runs once per file of the image.
-        checks: list[Check] = []
+        # Each check is told apart by what it reads: the folder, extension and owners (shared by
+        # thousands of files, so the classifier remembers their verdict) or the file's own name.
+        folder: list[Check] = []
+        per_file: list[Check] = []
         if self.prefixes:
-            checks.append(_starts(self.prefixes))
+            (folder if _ends_folders(self.prefixes) else per_file).append(_starts(self.prefixes))
         if self.suffixes:
-            checks.append(_ends(self.suffixes))
+            single = all(s.startswith(".") and s.count(".") == 1 for s in self.suffixes)
+            (folder if single else per_file).append(_ends(self.suffixes))
         if self.contains:
-            checks.append(_contains(self.contains))
+            (folder if _ends_folders(self.contains) else per_file).append(_contains(self.contains))
         if self.outside:
-            checks.append(_negate(_starts(self.outside)))
+            (folder if _ends_folders(self.outside) else per_file).append(_negate(_starts(self.outside)))
         if self.owned is not None:
-            checks.append(_owned(self.owned))
+            folder.append(_owned(self.owned))
         if self.folder:
-            checks.append(_in_folder(re.compile(self.folder)))
+            folder.append(_in_folder(re.compile(self.folder)))
         if self.basename:
-            checks.append(_named(re.compile(self.basename)))
+            per_file.append(_named(re.compile(self.basename)))
         if self.pattern:
-            checks.append(_searched(re.compile(self.pattern)))
+            per_file.append(_searched(re.compile(self.pattern)))
         if self.python_tree is not None:
-            checks.append(_python_tree(self.python_tree))
+            folder.append(_python_tree(self.python_tree))
         if self.owner_types:
-            checks.append(_owner_type(self.owner_types))
+            folder.append(_owner_type(self.owner_types))
         owner_re = _globs(self.owner_globs)
         if owner_re:
-            checks.append(_owner_name(owner_re, _globs(self.owner_excludes)))
-        object.__setattr__(self, "_checks", tuple(checks))
+            folder.append(_owner_name(owner_re, _globs(self.owner_excludes)))
+        checks = (*folder, *per_file)
+        object.__setattr__(self, "_checks", checks)
+        object.__setattr__(self, "_folder_checks", tuple(folder))
+        object.__setattr__(self, "_file_checks", tuple(per_file))
         if len(checks) == 1:  # most rules test one thing: call it directly
             object.__setattr__(self, "matches", checks[0])
+        if len(per_file) == 1:
+            object.__setattr__(self, "matches_file", per_file[0])
 
     def matches(self, f: FileFacts) -> bool:
         return all(check(f) for check in self._checks)
@@ -111,12 +122,19 @@ class Rule:
     def folder_level(self) -> bool:
         """Whether the verdict depends only on the folder, the extension and the owners: prefixes and
         substrings that end with '/', single extensions, no file-name pattern."""
-        return (
-            all(p.endswith("/") for p in (*self.prefixes, *self.contains, *self.outside))
-            and all(s.startswith(".") and s.count(".") == 1 for s in self.suffixes)
-            and self.basename is None
-            and self.pattern is None
-        )
+        return not self._file_checks
+
+    def matches_folder(self, f: FileFacts) -> bool:
+        """The part of `matches` that reads only the folder, the extension and the owners."""
+        return all(check(f) for check in self._folder_checks)
+
+    def matches_file(self, f: FileFacts) -> bool:
+        """The rest: what reads the file's own name (true once matches_folder is)."""
+        return all(check(f) for check in self._file_checks)
+
+
+def _ends_folders(parts: tuple[str, ...]) -> bool:
+    return all(p.endswith("/") for p in parts)
 
 
 Check = Callable[[FileFacts], bool]
@@ -326,15 +344,14 @@ def classify(facts: FileFacts, rules: tuple[Rule, ...] = DEFAULT_RULES) -> Rule:
 
 
 class Classifier:
-    """First-match classification, memoised: for most rules the verdict depends only on the file's
-    folder, extension and owner, which thousands of files share. Rules that look at more (a file
-    name, a prefix that ends mid-name) are checked per file, in their place in the order."""
+    """First-match classification, memoised: a rule's verdict mostly depends only on the file's folder,
+    extension and owner, which thousands of files share. For each such key the classifier remembers
+    the first rule that matches on those alone, and the earlier rules that also look at the file's
+    name (a basename or a pattern) whose other criteria hold: only those are checked per file."""
 
     def __init__(self, rules: tuple[Rule, ...] = DEFAULT_RULES) -> None:
         self._rules = rules
-        self._folder_rules = [i for i, r in enumerate(rules) if r.folder_level]
-        self._file_rules = [i for i, r in enumerate(rules) if not r.folder_level]
-        self._first: dict[tuple[object, ...], int] = {}
+        self._verdicts: dict[tuple[object, ...], tuple[Rule | None, tuple[Rule, ...]]] = {}
 
     def __call__(self, facts: FileFacts) -> Rule:
         path = facts.path
@@ -342,14 +359,21 @@ class Classifier:
         dot = path.rfind(".", slash)
         # owner identity stands for its name and type; the extension is what suffix rules can see
         key = (path[:slash], path[dot:] if dot > 0 else "", id(facts.os_owner), facts.py_owner is None)
-        rules = self._rules
-        first = self._first.get(key)
-        if first is None:
-            first = next((i for i in self._folder_rules if rules[i].matches(facts)), len(rules))
-            self._first[key] = first
-        for i in self._file_rules:
-            if i >= first:
-                break
-            if rules[i].matches(facts):
-                return rules[i]
-        return rules[first] if first < len(rules) else classify(facts, rules)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._verdicts[key] = self._folder_verdict(facts)
+        first, candidates = verdict
+        for rule in candidates:
+            if rule.matches_file(facts):
+                return rule
+        return first if first is not None else classify(facts, self._rules)
+
+    def _folder_verdict(self, facts: FileFacts) -> tuple[Rule | None, tuple[Rule, ...]]:
+        candidates: list[Rule] = []
+        for rule in self._rules:
+            if not rule.matches_folder(facts):
+                continue
+            if rule.folder_level:
+                return rule, tuple(candidates)
+            candidates.append(rule)
+        return None, tuple(candidates)
