@@ -76,9 +76,12 @@ def inspect_image(
             scans.append(replace(scan, entries=[]))
             if progress:
                 progress(index + 1, image.layer_count or index + 1)
+            if index == 0:
+                # The report's models take a tenth of a second to import: done now, while the
+                # workers read the other layers, rather than after the last one.
+                from layerscope.analysis import report
     figures = dive.figures([change.size for change in tree.changes])
     del dive  # its tree of every path is not needed any more: let attribution reuse the memory
-    # the report models cost several MB: imported only now, when the workers are gone
     from layerscope.analysis import report
 
     commands = layer_commands(image.config, len(scans))
