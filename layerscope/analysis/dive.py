@@ -131,10 +131,6 @@ def _folder_node(root: _DNode, folder: str) -> _DNode | None:
     return node
 
 
-def _target(parts: list[str]) -> list[str]:
-    return [*parts[:-1], parts[-1][len(_WHITEOUT) :]] if parts else parts
-
-
 def _stack(lower: _DNode, upper: _DNode) -> None:
     """Graft `upper` onto `lower` the way dive's FileTree.Stack does: children first, in name order;
     a whiteout removes its target, anything else is added (missing parents appear with no payload)
@@ -189,7 +185,11 @@ class DiveAccumulator:
     each layer's entries as soon as it has been added."""
 
     def __init__(self) -> None:
-        # path -> [cumulative, minimum, times seen]; -1 is dive's "not seen yet" minimum
+        # Most paths are seen once: their size alone stands for dive's record (cumulative = minimum
+        # = size, seen once), which saves a list per path. Paths seen again, and whiteout targets,
+        # get the full record: path -> [cumulative, minimum, times seen]; -1 is dive's "not seen
+        # yet" minimum.
+        self._once: dict[str, int] = {}
         self._stats: dict[str, list[int]] = {}
         self._stacked: _DNode | None = None
 
@@ -213,29 +213,41 @@ class DiveAccumulator:
                 for child_name in sorted(node.children, reverse=True):  # popped back in byte order
                     pending.append((node.children[child_name], parts, child_name))
                 continue
-            if parts:  # dive visits leaves only, never the root
-                self._visit_leaf(node, parts, below)
+            if not parts:  # dive visits leaves only, never the root
+                continue
+            if parts[-1].startswith(_WHITEOUT):
+                self._visit_whiteout(parts, below)
+            else:
+                self._count(node.path or "/" + "/".join(parts), node.size)
 
-    def _visit_leaf(self, node: _DNode, parts: list[str], below: _DNode) -> None:
-        whiteout = parts[-1].startswith(_WHITEOUT)
-        path = "/" + "/".join(_target(parts)) if whiteout else node.path or "/" + "/".join(parts)
+    def _count(self, path: str, size: int) -> None:
         record = self._stats.get(path)
-        if record is None:  # dive registers the path before looking anything up
-            record = self._stats[path] = [0, -1, 0]
-        size = node.size
-        if whiteout:
-            target = _get(below, _target(parts))
-            if target is None:
-                raise _AbortLayer  # leaves this path's minimum at -1, as dive does
-            size = target.total() if target.is_dir else 0
+        if record is None:
+            first = self._once.pop(path, None)
+            if first is None:
+                self._once[path] = size
+                return
+            record = self._stats[path] = [first, first, 1]
         record[0] += size
         record[1] = size if record[1] < 0 else min(record[1], size)
         record[2] += 1
 
+    def _visit_whiteout(self, parts: list[str], below: _DNode) -> None:
+        target_parts = [*parts[:-1], parts[-1][len(_WHITEOUT) :]]
+        path = "/" + "/".join(target_parts)
+        if path not in self._stats:  # dive registers the path before looking anything up
+            first = self._once.pop(path, None)
+            self._stats[path] = [0, -1, 0] if first is None else [first, first, 1]
+        target = _get(below, target_parts)
+        if target is None:
+            raise _AbortLayer  # leaves this path's minimum at -1, as dive does
+        self._count(path, target.total() if target.is_dir else 0)
+
     def figures(self, layer_sizes: list[int]) -> DiveFigures:
+        once = sum(self._once.values())
         stats = self._stats.values()
-        discovered = sum(record[0] for record in stats)
-        efficiency = 1.0 if discovered == 0 else sum(record[1] for record in stats) / discovered
+        discovered = once + sum(record[0] for record in stats)
+        efficiency = 1.0 if discovered == 0 else (once + sum(record[1] for record in stats)) / discovered
         wasted = sum(record[0] for record in stats if record[2] >= 2)
         user_size = sum(layer_sizes[1:])
         fraction = wasted / user_size if user_size else 0.0
