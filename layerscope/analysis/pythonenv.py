@@ -64,7 +64,9 @@ def interpreter_version(tree: UnionTree, paths: Iterable[str]) -> str | None:
         found = tree.resolve(link, follow_last=True)
         if found and found[1].kind == Kind.FILE and (m := _INTERPRETER.search(found[0])):
             return f"{m.group(2)}.{m.group(3)}"
-    versions = sorted((int(m.group(2)), int(m.group(3))) for p in paths if (m := _INTERPRETER.search(p)))
+    versions = sorted(
+        (int(m.group(2)), int(m.group(3))) for p in paths if "/bin/python" in p and (m := _INTERPRETER.search(p))
+    )
     return f"{versions[-1][0]}.{versions[-1][1]}" if versions else None
 
 
@@ -107,7 +109,12 @@ def import_roots(
     """Canonical folders an import of `version` starts from (see the module docstring)."""
     major, minor = version.split(".")
     site = re.compile(rf"^(.*?/lib/python(?:{major}\.{minor}|3)/(?:site|dist)-packages)/")
-    prefixes = {m.group(1) for p in candidates if (m := _INTERPRETER.match(p)) and m.group(2, 3) == (major, minor)}
+    # (the substring test first: the regular expression, anchored on a leading `.*`, costs more)
+    prefixes = {
+        m.group(1)
+        for p in candidates
+        if "/bin/python" in p and (m := _INTERPRETER.match(p)) and m.group(2, 3) == (major, minor)
+    }
     roots = {f"{prefix}/lib/python{version}" for prefix in prefixes}
     for path in candidates:  # a site folder is on the path whatever it holds (a .pth file only, say)
         if "-packages/" in path and (m := site.match(path)):
