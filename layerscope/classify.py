@@ -114,6 +114,8 @@ class Rule:
             object.__setattr__(self, "matches", checks[0])
         if len(per_file) == 1:
             object.__setattr__(self, "matches_file", per_file[0])
+        if len(folder) <= 1:
+            object.__setattr__(self, "matches_folder", folder[0] if folder else _always)
 
     def matches(self, f: FileFacts) -> bool:
         return all(check(f) for check in self._checks)
@@ -131,6 +133,10 @@ class Rule:
     def matches_file(self, f: FileFacts) -> bool:
         """The rest: what reads the file's own name (true once matches_folder is)."""
         return all(check(f) for check in self._file_checks)
+
+
+def _always(f: FileFacts) -> bool:
+    return True
 
 
 def _ends_folders(parts: tuple[str, ...]) -> bool:
