@@ -15,7 +15,8 @@ Then one table: each target, what was measured, and whether it is met.
 Peak memory is the largest sum over the whole process tree, sampled every 5 ms, of each process's
 proportional set size (PSS: private pages plus its share of pages shared with other processes).
 layerscope forks workers, so the parent's own maximum would flatter it and a plain RSS sum would
-count the pages the children share copy-on-write several times. CPU time is user + system time of
+count the pages the children share copy-on-write several times. It is sampled in a run of its own,
+after the timed ones: the sampling takes CPU from what it watches. CPU time is user + system time of
 the whole tree (from wait4): on a loaded machine it says what the wall time would be on idle cores.
 
 Archives are read once just before each run of either tool (warm page cache), except the sparse
@@ -36,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,13 +75,14 @@ def _tree_pss_kb(root: int) -> int:
     return total
 
 
-def measure(command: list[str]) -> Run:
-    """Wall time, peak memory (PSS) of the whole process tree, sampled, and its CPU time."""
+def measure(command: list[str], sample: bool = True) -> Run:
+    """Wall time and CPU time of the whole process tree; with `sample`, also its peak memory (PSS),
+    sampled every 5 ms (which costs the run CPU: see fastest)."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
     while True:
-        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG if sample else 0)
         if pid:
             break
         peak = max(peak, _tree_pss_kb(process.pid))
@@ -102,13 +104,21 @@ def warm(path: Path | None) -> None:
 
 
 def fastest(commands: dict[str, Callable[[], list[str]]], repeat: int, archive: Path | None) -> dict[str, Run]:
-    """Each command `repeat` times, alternating between them; the fastest run of each."""
+    """Each command `repeat` times, alternating between them, timed: the fastest run of each; then
+    each once more with its memory sampled, for the peak. Timing and sampling are kept apart because
+    reading /proc/PID/smaps_rollup of every process of a tree every 5 ms takes CPU from the tree it
+    watches: on 2 cores it slowed layerscope's three processes by about a fifth."""
     runs: dict[str, list[Run]] = {name: [] for name in commands}
     for _ in range(repeat):
         for name, command in commands.items():
             warm(archive)
-            runs[name].append(measure(command()))
-    return {name: min(found, key=lambda r: r.seconds) for name, found in runs.items()}
+            runs[name].append(measure(command(), sample=False))
+    found: dict[str, Run] = {}
+    for name, command in commands.items():
+        warm(archive)
+        peak = measure(command()).peak_mb
+        found[name] = replace(min(runs[name], key=lambda r: r.seconds), peak_mb=peak)
+    return found
 
 
 def find_dive() -> str:
