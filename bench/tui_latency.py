@@ -199,9 +199,10 @@ def run_terminal(archive: Path, columns: int, lines: int, text: str) -> tuple[di
         session.shot("typed")
         session.press("leave_search_ms", "escape")
         session.press("clear_filters_ms", "x")
-        for key in "aammrr":
+        for key in "amr":  # on, then off again
             session.press("only_toggle_ms", key)
             session.shot(f"only_{key}")
+            session.press("only_toggle_ms", key)
         terminal.write("q")
         figures["exit_code"] = terminal.wait_exit(30)
     finally:

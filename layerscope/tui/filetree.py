@@ -87,6 +87,9 @@ class FileTree(Tree[int]):
         self._fill(self.root)
         self.root.expand()
         self._reopen(was_open | self._auto_open())
+        if (v.text, v.only) != (before.text, before.only):
+            # a new filter shows a new tree: from its top, not from where the last one was scrolled
+            self.scroll_home(animate=False)
         if highlighted is not None:
             self.reveal(highlighted)
 
