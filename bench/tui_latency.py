@@ -33,6 +33,7 @@ import re
 import statistics
 import sys
 import tarfile
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -168,7 +169,8 @@ def run_terminal(archive: Path, columns: int, lines: int, text: str) -> tuple[di
     key, moving between layers, opening folders, typing a filter, and the only-added/modified/removed
     toggles. The program is quit with q; its exit code is part of the figures."""
     figures: dict[str, Any] = {"size": f"{columns}x{lines}", "load_average_before": _load()}
-    argv = [sys.executable, "-m", "layerscope", "tui", str(archive)]
+    # no cache: every load reads the image (and nothing is written to the user's cache)
+    argv = [sys.executable, "-m", "layerscope", "tui", "--no-cache", str(archive)]
     terminal = Terminal(argv, columns, lines, _environment(), str(ROOT))
     session = Session(terminal)
     try:
@@ -211,6 +213,23 @@ def run_terminal(archive: Path, columns: int, lines: int, text: str) -> tuple[di
         figures[what] = _summary([a.ms for a in answers]) | {"frames": max(a.frames for a in answers)}
     figures["load_average_after"] = _load()
     return figures, session.screens
+
+
+def measure_load(archive: Path, scratch: Path) -> dict[str, Any]:
+    """Start to loaded screen, twice with one fresh cache: reading the image (and filling the cache),
+    then again from the cache."""
+    figures: dict[str, Any] = {"load_average_before": _load()}
+    argv = [sys.executable, "-m", "layerscope", "tui", "--cache-dir", str(scratch), str(archive)]
+    for name in ("load_cache_empty_s", "load_cache_filled_s"):
+        terminal = Terminal(argv, *SIZES[0], _environment(), str(ROOT))
+        try:
+            figures[name] = round(terminal.wait_for(_loaded, 900) - terminal.started, 2)
+            terminal.write("q")
+            terminal.wait_exit(30)
+        finally:
+            terminal.close()
+    figures["load_average_after"] = _load()
+    return figures
 
 
 # -- the app under Textual's pilot ---------------------------------------------------------------
@@ -330,7 +349,11 @@ def table(result: dict[str, Any]) -> str:
         p = pilot.get(pilot_key) if pilot_key else None
         cells.append(f"{p['median']:.0f}" if p else "-")
         rows.append(cells)
-    rows.append(["load (s)", *(f"{f['load_s']:.1f}" for f in terminals.values()), str(pilot.get("load_s", "-"))])
+    loads = [f"{f['load_s']:.1f}" for f in terminals.values()]
+    rows.append(["load, no cache (s)", *loads, str(pilot.get("load_s", "-"))])
+    if "load" in result:
+        cached = f"{result['load']['load_cache_empty_s']:.1f} / {result['load']['load_cache_filled_s']:.1f}"
+        rows.append(["load, cache empty / filled (s)", cached, *["-"] * (len(head) - 2)])
     rows.append(
         [
             "load average",
@@ -343,12 +366,15 @@ def table(result: dict[str, Any]) -> str:
 
 
 def measure(archive: Path, text: str, pilot: bool = True, terminal: bool = True) -> dict[str, Any]:
-    result: dict[str, Any] = {"archive": archive.name}
+    result: dict[str, Any] = {"archive": archive.name, "filter": text}
     if terminal:
         result["terminal"] = {}
         for columns, lines in SIZES:
             figures, _ = run_terminal(archive, columns, lines, text)
             result["terminal"][f"{columns}x{lines}"] = figures
+    if terminal:
+        with tempfile.TemporaryDirectory(prefix="layerscope-bench-cache-") as scratch:
+            result["load"] = measure_load(archive, Path(scratch))
     if pilot:
         result["pilot"] = asyncio.run(measure_pilot(archive))
     return result
@@ -370,7 +396,10 @@ def main(argv: list[str]) -> int:
         results.append(result)
     out = HERE / "results" / "tui_latency.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    # one entry per archive: a run on one archive keeps the others' figures
+    names = {result["archive"] for result in results}
+    kept = [r for r in (json.loads(out.read_text()) if out.exists() else []) if r.get("archive") not in names]
+    out.write_text(json.dumps(kept + results, indent=2) + "\n")
     return 0
 
 

@@ -60,10 +60,14 @@ class FileTree(Tree[int]):
     def on_mount(self) -> None:
         self.rebuild()
 
+    # the mouse wheel scrolls the tree though it draws no scroll bars (overflow: hidden)
     @property
     def allow_vertical_scroll(self) -> bool:
-        # the mouse wheel scrolls the tree though it draws no scroll bar (overflow-y: hidden)
         return self.virtual_size.height > self.scrollable_content_region.height
+
+    @property
+    def allow_horizontal_scroll(self) -> bool:
+        return self.virtual_size.width > self.scrollable_content_region.width
 
     # -- the view ----------------------------------------------------------------------------
 
