@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from textual.widgets import DataTable, OptionList, TabbedContent
 from layerscope.analysis.explore import Status
 from layerscope.sources import SourceOptions, open_image
 from layerscope.tui import LayerscopeApp, create_app
-from layerscope.tui.app import HelpScreen, MainScreen
+from layerscope.tui.app import PAUSE, HelpScreen, MainScreen
 from layerscope.tui.filetree import FileTree
 from layerscope.tui.panes import PackagesPane
 
@@ -340,3 +342,31 @@ def test_cli_tui_fails_like_inspect_on_a_missing_image(extra: list[str], tmp_pat
     tui = subprocess.run([sys.executable, "-m", "layerscope", "tui", *extra, missing], capture_output=True, text=True)
     assert (tui.returncode, tui.stderr) == (2, inspect.stderr)
     assert tui.stderr.count("\n") == 1 and tui.stdout == ""
+
+
+@run
+async def test_full_collections_wait_for_a_pause_in_the_keys() -> None:
+    thresholds = gc.get_threshold()
+    full: list[float] = []
+
+    def record(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            full.append(time.monotonic())
+
+    app = app_for(BEFORE)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_loaded(pilot)
+        await pilot.pause(0.1)
+        gc.callbacks.append(record)
+        try:
+            pressed = time.monotonic()
+            for key in ("up", "down") * 10:  # garbage for the collector, no pause long enough
+                await pilot.press(key)
+            typed = time.monotonic()
+            assert not [t for t in full if pressed <= t <= typed]
+            while not [t for t in full if t > typed] and time.monotonic() - typed < 20 * PAUSE:
+                await pilot.pause(0.05)
+            assert [t for t in full if t > typed], "no full collection in the pause after the keys"
+        finally:
+            gc.callbacks.remove(record)
+    assert gc.get_threshold() == thresholds  # as it was once the app is gone

@@ -362,7 +362,7 @@ class Exploration:
             return None
         codes = self._codes[layer]
         wanted = bytes(1 + s for s in statuses) if statuses else bytes(range(1, 5))
-        if within is not None:
+        if within is not None and len(within) < len(self._paths) // 2:  # else a fresh scan is quicker
             candidates: list[int] = list(within)
         elif statuses - {Status.UNCHANGED}:
             candidates = [pid for pid in self._changed_in(layer) if codes[pid] in wanted]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Sequence
 
 from textual import events, on, work
@@ -21,6 +22,8 @@ from layerscope.tui.panes import CategoriesPane, DiffPane, FindingsPane, LayersP
 from layerscope.tui.text import printable, size
 
 NARROW = 110  # columns below which panes stack instead of sitting side by side
+PAUSE = 0.5  # seconds without a key or mouse event after which the full garbage collection may run
+NEVER = 1_000_000_000  # a threshold the collector's full-collection counter does not reach
 
 HELP = """\
 [b]layerscope tui[/b]: keys (the footer shows those of the focused pane)
@@ -193,6 +196,8 @@ class LayerscopeApp(App[None]):
         self.session: Session | None = None
         self.quitting = False
         self.error: str | None = None
+        self._last_input = 0.0  # time.monotonic() of the last key or mouse event
+        self._thresholds: tuple[int, int, int] | None = None  # the collector's, while the app holds them
         self.sub_title = " → ".join(printable(image.reference, 50) for image in self.images)
 
     def on_mount(self) -> None:
@@ -231,6 +236,29 @@ class LayerscopeApp(App[None]):
         gc.freeze()
         self.session = message.session
         self.switch_screen(MainScreen(message.session))
+        self.call_after_refresh(self._collect_in_pauses)
+
+    def _collect_in_pauses(self) -> None:
+        """Full collections wait for a pause in the keys. Each key leaves cyclic garbage (tree nodes,
+        drawn lines), and a full collection that ran while a key was answered added 25 ms to it; the
+        young generations are still collected as usual. The main screen's widgets are frozen too."""
+        gc.freeze()
+        self._thresholds = gc.get_threshold()
+        gc.set_threshold(self._thresholds[0], self._thresholds[1], NEVER)
+        self.set_interval(PAUSE, self._collect_if_paused)
+
+    def _collect_if_paused(self) -> None:
+        if time.monotonic() - self._last_input >= PAUSE and gc.get_count()[2]:
+            gc.collect()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent):
+            self._last_input = time.monotonic()
+        await super().on_event(event)
+
+    def on_unmount(self) -> None:
+        if self._thresholds is not None:  # the process may go on (tests): as it was
+            gc.set_threshold(*self._thresholds)
 
     def on_failed(self, message: Failed) -> None:
         self.error = message.text

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
-from textual.message import Message
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
@@ -43,12 +44,6 @@ class FileTree(Tree[int]):
         Binding("x", "clear_filters", "All"),
     ]
 
-    class PathHighlighted(Message):
-        def __init__(self, tree: FileTree, pid: int | None) -> None:
-            super().__init__()
-            self.tree = tree
-            self.pid = pid
-
     def __init__(self, exploration: Exploration, view: View | None = None, **kwargs: object) -> None:
         super().__init__("/", data=ROOT, **kwargs)  # type: ignore[arg-type]
         self.exploration = exploration
@@ -58,11 +53,21 @@ class FileTree(Tree[int]):
         self._loaded: set[int] = set()  # path ids of nodes whose children are in the widget
         self._rows: dict[int, Row] = {}  # the rows behind the nodes; labels are made when drawn
         self._labels: dict[int, Text] = {}
+        self._drawing_style: Style | None = None  # the widget's style while its lines are drawn
         self.show_root = False
         self.guide_depth = 2
 
     def on_mount(self) -> None:
         self.rebuild()
+
+    # the mouse wheel scrolls the tree though it draws no scroll bars (overflow: hidden)
+    @property
+    def allow_vertical_scroll(self) -> bool:
+        return self.virtual_size.height > self.scrollable_content_region.height
+
+    @property
+    def allow_horizontal_scroll(self) -> bool:
+        return self.virtual_size.width > self.scrollable_content_region.width
 
     # -- the view ----------------------------------------------------------------------------
 
@@ -86,6 +91,9 @@ class FileTree(Tree[int]):
         self._fill(self.root)
         self.root.expand()
         self._reopen(was_open | self._auto_open())
+        if (v.text, v.only) != (before.text, before.only):
+            # a new filter shows a new tree: from its top, not from where the last one was scrolled
+            self.scroll_home(animate=False)
         if highlighted is not None:
             self.reveal(highlighted)
 
@@ -123,6 +131,11 @@ class FileTree(Tree[int]):
                     queue.append(child)
 
     # -- nodes -------------------------------------------------------------------------------
+
+    def process_label(self, label: str | Text) -> Text:
+        # Rows are drawn from self._rows (render_label); a node's own label is the shared placeholder,
+        # and Tree's processing of it (a copy and a split per node) was most of the cost of adding one.
+        return label if label is _PLACEHOLDER else super().process_label(label)
 
     def _fill(self, node: TreeNode[int]) -> None:
         pid = node.data
@@ -163,6 +176,19 @@ class FileTree(Tree[int]):
         if label is None:
             label = self._labels[row.id] = self.label(row)
         return label
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Tree asks for the widget's rich_style once per line drawn, and each answer walks up the DOM
+        # (a third of the time a line takes): it cannot change while one set of lines is drawn.
+        self._drawing_style = super().rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._drawing_style = None
+
+    @property
+    def rich_style(self) -> Style:
+        return self._drawing_style or super().rich_style
 
     def render_label(self, node: TreeNode[int], base_style: Style, style: Style) -> Text:
         """Labels are made when a node is first drawn: only what is on screen costs anything."""
@@ -211,20 +237,28 @@ class FileTree(Tree[int]):
             if found is None:
                 return False
             node = found
-        # a node's line is known only once the tree has laid out the folders just opened
-        self.call_after_refresh(self._go_to, node)
+        # The cursor moves now, so that the details follow in this screen update; a node's line is
+        # known once the tree's lines are built (get_node_at_line builds them). It is scrolled to
+        # again once laid out: a tree just shown (a jump from a finding) has no size yet.
+        self.get_node_at_line(0)
+        self.move_cursor(node)
+        self.call_after_refresh(self.scroll_to_node, node, animate=False)
         return True
 
-    def _go_to(self, node: TreeNode[int]) -> None:
-        self.move_cursor(node)
-        self.scroll_to_node(node, animate=False)
+    def action_toggle_node(self) -> None:
+        if self.cursor_line >= 0:  # Tree would toggle the last line (index -1) when no line has the cursor
+            super().action_toggle_node()
+
+    def _toggle_node(self, node: TreeNode[int]) -> None:
+        # Every toggle by key or mouse comes here: the children are added before the node opens, so
+        # that the folder is drawn open and filled in one screen update. (NodeExpanded, handled below,
+        # would add them one update later.)
+        if not node.is_expanded:
+            self._fill(node)
+        super()._toggle_node(node)
 
     def on_tree_node_expanded(self, event: Tree.NodeExpanded[int]) -> None:
         self._fill(event.node)
-
-    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[int]) -> None:
-        event.stop()
-        self.post_message(self.PathHighlighted(self, event.node.data))
 
     # -- actions -----------------------------------------------------------------------------
 

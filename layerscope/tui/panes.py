@@ -10,6 +10,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable, Input, OptionList, Static
 
@@ -44,36 +45,47 @@ class FilterInput(Input):
 class FilesPane(Vertical):
     """A file tree with its filter box and the highlighted path's details."""
 
+    NO_PATH = "Highlight a path to see its packages, category and layers."
+
     def __init__(self, loaded_commands: list[str | None], tree: FileTree, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.commands = loaded_commands
         self.file_tree = tree
+        self._detailed: tuple[int, int] | None = None  # (path id, layer) the details show
 
     def compose(self) -> ComposeResult:
         yield FilterInput(placeholder="/ filter paths (Esc: back)", classes="filter")
         with Horizontal(classes="files"):
             yield self.file_tree
             with VerticalScroll(classes="details"):
-                yield Static("Highlight a path to see its packages, category and layers.", classes="details-body")
+                yield Static(self.NO_PATH, classes="details-body")
 
-    @on(Input.Changed)
-    def _filter(self, event: Input.Changed) -> None:
-        event.stop()
-        self.file_tree.set_view(replace(self.file_tree.view, text=event.value.strip()))
+    def on_mount(self) -> None:
+        # Both follow their source in the call that changes it, not on the Changed / NodeHighlighted
+        # messages: handled later, those had the screen drawn twice for one key, one frame apart.
+        self.watch(self.query_one(FilterInput), "value", self._filter, init=False)
+        self.watch(self.file_tree, "cursor_line", self._details, init=False)
+
+    def _filter(self, value: str) -> None:
+        self.file_tree.set_view(replace(self.file_tree.view, text=value.strip()))
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.file_tree.focus()
 
-    @on(FileTree.PathHighlighted)
-    def _details(self, event: FileTree.PathHighlighted) -> None:
-        event.stop()
-        body = self.query_one(".details-body", Static)
-        if event.pid is None or event.pid == ROOT:
-            body.update("Highlight a path to see its packages, category and layers.")
+    def _details(self) -> None:
+        node = self.file_tree.cursor_node
+        pid = node.data if node is not None and node.data != ROOT else None
+        shown = (pid, self.file_tree.view.layer) if pid is not None else None
+        if shown == self._detailed:  # the cursor's line moved, not the path it is on
             return
-        body.update(views.file_details(self.file_tree.exploration, event.pid, self.file_tree.view.layer, self.commands))
+        self._detailed = shown
+        body = self.query_one(".details-body", Static)
+        if shown is None:
+            body.update(self.NO_PATH)
+        else:
+            body.update(views.file_details(self.file_tree.exploration, *shown, self.commands))
 
     def search(self) -> None:
         self.query_one(FilterInput).open()
@@ -105,12 +117,14 @@ class LayersPane(Vertical):
     def on_mount(self) -> None:
         table = self.query_one("#layers", DataTable)
         table.move_cursor(row=len(self.loaded.report.layers) - 1)
+        # The tree follows the cursor in the same call that moves it, not on the RowHighlighted message:
+        # handled later, that message had the screen drawn twice, the tree one frame after the cursor.
+        self.watch(table, "cursor_coordinate", self._cursor_moved, init=False)
 
-    @on(DataTable.RowHighlighted, "#layers")
-    def _layer(self, event: DataTable.RowHighlighted) -> None:
-        event.stop()
-        tree = self.query_one(FileTree)
-        tree.set_view(replace(tree.view, layer=event.cursor_row))
+    def _cursor_moved(self, before: Coordinate, after: Coordinate) -> None:
+        if after.row != before.row and 0 <= after.row < len(self.loaded.report.layers):
+            tree = self.query_one(FileTree)
+            tree.set_view(replace(tree.view, layer=after.row))
 
     def show_layer(self, layer: int) -> None:
         """Select a layer from elsewhere (a finding's evidence): the cursor, then the tree at once."""
