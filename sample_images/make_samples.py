@@ -183,17 +183,31 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes | None = None, link: str |
         tar.addfile(info, io.BytesIO(data))
 
 
-def docker_legacy(tars: list[bytes], tag: str = "layerscope/sample:legacy", link_layer: int | None = None) -> bytes:
-    """`docker save` before Docker 25. `link_layer`: make that layer a symlink to layer 0's tar."""
+def docker_legacy(
+    tars: list[bytes],
+    tag: str = "layerscope/sample:legacy",
+    link_layer: int | None = None,
+    parents: dict[int, int | None] | None = None,
+    folder_order: list[int] | None = None,
+) -> bytes:
+    """`docker save` before Docker 25: a folder per layer whose `json` names its parent folder, as Docker
+    writes it. `link_layer`: make that layer a symlink to layer 0's tar. `parents`: layer -> parent
+    layer written into the folders' json instead (None: no parent); an empty dict writes none at all.
+    `folder_order`: the order the folders are written in (Docker sorts them by name)."""
     config = config_json(tars)
     config_name = hashlib.sha256(config).hexdigest() + ".json"
     ids = [hashlib.sha256(t).hexdigest() for t in tars]
+    links = {i: (i - 1 if i else None) for i in range(len(tars))} if parents is None else parents
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for i, (layer_id, data) in enumerate(zip(ids, tars, strict=True)):
+        for i in folder_order if folder_order is not None else range(len(tars)):
+            layer_id, data = ids[i], tars[i]
             _add(tar, layer_id)
             _add(tar, f"{layer_id}/VERSION", b"1.0")
-            _add(tar, f"{layer_id}/json", json.dumps({"id": layer_id}).encode())
+            v1: dict[str, str] = {"id": layer_id}
+            if links.get(i) is not None:
+                v1["parent"] = ids[links[i]]  # type: ignore[index]
+            _add(tar, f"{layer_id}/json", json.dumps(v1).encode())
             if link_layer == i:
                 _add(tar, f"{layer_id}/layer.tar", link=f"../{ids[0]}/layer.tar")
             else:

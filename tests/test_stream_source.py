@@ -259,3 +259,50 @@ def test_a_layer_is_handed_over_while_the_stream_is_stalled() -> None:
     writer.join()
     assert waited < stall / 2, f"the first layer arrived after {waited:.1f} s"
     assert len(rest) == len(TARS) - 1 and first.entries
+
+
+def _ids() -> list[str]:
+    return [ms.sha256(t) for t in TARS]
+
+
+def _before_manifest(data: bytes) -> bytes:
+    return data[: data.index(b"manifest.json") - 512]  # the manifest never arrives
+
+
+def test_legacy_layers_are_placed_by_their_parent_chain_before_the_manifest() -> None:
+    """Docker writes the legacy layout's folders sorted by name, not in layer order: each layer is
+    placed by its folder's parent links (no hashing), as soon as its chain down to the base has passed."""
+    shuffled = [2, 0, 3, 1, *range(4, len(TARS))]
+    data = ms.docker_legacy(TARS, folder_order=shuffled)
+    got: list[LayerScan] = []
+    with closing(streamed(_before_manifest(data), _ids()).scan(wanted)) as scans, pytest.raises(ArchiveError):
+        got.extend(scans)
+    assert len(got) == len(TARS)
+    assert [s.entries for s in got] == [s.entries for s in all_scans(streamed(ms.docker_legacy(TARS)))]
+
+
+@pytest.mark.parametrize(
+    "parents",
+    [
+        {},  # no folder names a parent: every one looks like the base
+        {0: None, 1: 2, 2: 1},  # a loop
+        {0: None, 1: 0, 2: 1, 3: 2},  # the top layers' chain never reaches the base: 4 names no parent
+    ],
+    ids=["no-parents", "loop", "incomplete"],
+)
+def test_layers_the_chain_cannot_place_are_placed_by_the_manifest(parents: dict[int, int | None]) -> None:
+    links = {i: parents.get(i) for i in range(len(TARS))} if parents else {}
+    data = ms.docker_legacy(TARS, parents=links)
+    image = streamed(data, _ids())
+    scans = all_scans(image)
+    assert [layer.diff_id for layer in image.layers] == _ids()
+    assert [s.entries for s in scans] == [s.entries for s in all_scans(streamed(ms.docker_legacy(TARS)))]
+
+
+def test_a_chain_that_misplaces_a_layer_is_caught_by_the_manifest() -> None:
+    # folders 1 and 2 swapped in the chain: 2 claims 0 as parent and 1 claims 2
+    links: dict[int, int | None] = {i: (i - 1 if i else None) for i in range(len(TARS))}
+    links.update({1: 2, 2: 0, 3: 1})
+    data = ms.docker_legacy(TARS, parents=links)
+    with pytest.raises(ArchiveError, match=r"layer 1 .* does not match its diff_id"):
+        all_scans(streamed(data, _ids()))

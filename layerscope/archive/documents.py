@@ -39,6 +39,16 @@ class DockerManifestEntry(_Document):
 
 DockerManifest = TypeAdapter(list[DockerManifestEntry])
 
+V1Id = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class LegacyLayerJson(_Document):
+    """A layer folder's `json` in the legacy `docker save` layout: the folder's v1 id and its parent's
+    (the layer below; none for the base layer)."""
+
+    id: V1Id
+    parent: V1Id | None = None
+
 
 class Platform(_Document):
     os: str
