@@ -153,8 +153,8 @@ _DOCUMENTS_LIMIT = 256 << 20
 _PROGRESS_STEP = 8 << 20
 
 # What the worker reading a stream sends: ("bytes", n) now and then; ("layer", path, key, scan) per
-# layer tar, key being the sha256 of its uncompressed content (its diff_id); ("image", config,
-# [(diff_id, name, path)]) once the manifest has arrived, at the end.
+# layer tar (see scan_saved_stream for the key); ("v1", folder, parent folder or None) per legacy layer
+# folder's json; ("image", config, [(diff_id, name, path)]) once the manifest has arrived, at the end.
 Event = tuple[Any, ...]
 
 
@@ -163,9 +163,10 @@ def scan_saved_stream(
 ) -> Iterator[Event]:
     """Read a `docker save` stream once, front to back (the engine's export cannot be rewound):
     layer tars are scanned as they pass, JSON members kept, and the manifest, which comes last,
-    says which image and in which order. With `identify`, each layer's key is its diff_id (from a
-    `blobs/sha256/<hex>` name when the tar is stored uncompressed, else hashed as it passes: hashing
-    costs ~3 s per GB, so it is done only when the order is known up front); else its path."""
+    says which image and in which order. With `identify` (the order known up front), each layer's key
+    is its diff_id: from a `blobs/sha256/<hex>` name when the tar is stored uncompressed; "v1:<folder>"
+    for a legacy layout's `<folder>/layer.tar`, placed later by the folders' parent chain (_Chain);
+    else hashed as it passes (about 1.5 s of CPU for 2 GB). Without it, the key is the path."""
     counted = _Counting(stream)
     outer = TarReader(counted, where)  # type: ignore[arg-type]
     documents = _Documents()
