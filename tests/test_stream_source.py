@@ -22,12 +22,13 @@ import make_samples as ms
 import pytest
 from builders import hardlinked_layer_archive, kaniko_archive
 
+from layerscope.archive.blobs import Compression
 from layerscope.catalogers import wanted
 from layerscope.errors import ArchiveError
 from layerscope.image import LayerBlob, LayerScan, SourceOptions
 from layerscope.sources import open_image
 from layerscope.sources.base import BlobImage
-from layerscope.sources.docker_archive import SavedStreamImage, open_docker_archive
+from layerscope.sources.docker_archive import SavedStreamImage, _Chain, open_docker_archive
 
 TARS = ms.layer_tars()
 
@@ -306,3 +307,23 @@ def test_a_chain_that_misplaces_a_layer_is_caught_by_the_manifest() -> None:
     data = ms.docker_legacy(TARS, parents=links)
     with pytest.raises(ArchiveError, match=r"layer 1 .* does not match its diff_id"):
         all_scans(streamed(data, _ids()))
+
+
+def test_a_long_chain_arriving_top_first_is_placed_once_its_base_arrives() -> None:
+    # 20,000 layers, every folder and link arriving before the one below it: nothing can be placed
+    # until the base's link comes, then every layer is, each at its own position
+    count = 20_000
+    folders = [f"{i:064x}" for i in range(count)]
+    chain = _Chain(count)
+    placed: list[tuple[str, int, object]] = []
+    scans = {i: LayerScan(entries=[], compression=Compression.NONE, stored_size=i) for i in range(count)}
+    for i in reversed(range(count)):
+        chain.wait(folders[i], f"/{folders[i]}/layer.tar", scans[i])
+        chain.link(folders[i], folders[i - 1] if i else None)
+        placed += chain.placed()
+        if i:
+            assert not placed
+    assert sorted(position for _, position, _ in placed) == list(range(count))
+    assert all(scan is scans[position] for _, position, scan in placed)
+    assert all(path == f"/{folders[position]}/layer.tar" for path, position, _ in placed)
+    assert chain.unplaced() == []

@@ -441,47 +441,71 @@ class SavedStreamImage(OpenedImage):
 
 class _Chain:
     """Places the layers of a legacy `docker save` stream by their folders' parent links: the base
-    layer's folder has no parent, and each layer sits one above its parent's. A layer is placed once
-    its chain down to the base has passed. Two folders without a parent, or a chain longer than the
-    image, end the placing: what is left is placed by the manifest at the end, and everything is
-    checked against it there."""
+    layer's folder has no parent, and each layer sits one above its parent's. A folder's position is
+    known once its chain down to the base has passed; positions spread up from the base as links
+    arrive, each folder visited once. Two folders without a parent, or a position beyond the image
+    (a loop cannot reach the base), end the placing: what is left is placed by the manifest at the
+    end, and everything is checked against it there."""
 
     def __init__(self, layers: int) -> None:
         self._layers = layers
         self._parents: dict[str, str | None] = {}
+        self._above: dict[str, list[str]] = {}  # folder -> the folders that name it as their parent
+        self._known: dict[str, int] = {}  # folder -> position
         self._waiting: dict[str, tuple[str, LayerScan]] = {}  # folder -> (layer path, scan)
+        self._ready: list[tuple[str, int, LayerScan]] = []  # placed, not yet handed over
+        self._has_base = False
         self._broken = False
 
     def link(self, folder: str, parent: str | None) -> None:
-        if parent is None and None in self._parents.values():
-            self._broken = True  # two bases: the links cannot be trusted
-        self._parents.setdefault(folder, parent)
+        if folder in self._parents or self._broken:
+            return
+        if parent is None:
+            if self._has_base:
+                self._broken = True  # two bases: the links cannot be trusted
+                return
+            self._has_base = True
+        self._parents[folder] = parent
+        if parent is None:
+            self._place(folder, 0)
+        elif parent in self._known:
+            self._place(folder, self._known[parent] + 1)
+        else:
+            self._above.setdefault(parent, []).append(folder)
 
     def wait(self, folder: str, path: str, scan: LayerScan) -> None:
-        self._waiting.setdefault(folder, (path, scan))
+        if folder in self._known and not self._broken:
+            self._ready.append((path, self._known[folder], scan))
+        else:
+            self._waiting.setdefault(folder, (path, scan))
 
-    def placed(self) -> Iterator[tuple[str, int, LayerScan]]:
-        """(layer path, position, scan) for every waiting layer whose chain is now complete."""
-        if self._broken:
-            return
-        for folder in list(self._waiting):
-            position = self._position(folder)
-            if position is not None:
-                path, scan = self._waiting.pop(folder)
-                yield path, position, scan
+    def placed(self) -> list[tuple[str, int, LayerScan]]:
+        """(layer path, position, scan) for every layer placed since the last call."""
+        ready, self._ready = self._ready, []
+        return [] if self._broken else ready
 
-    def _position(self, folder: str) -> int | None:
-        depth = 0
-        current: str | None = folder
-        while current is not None:
-            if current not in self._parents or depth >= self._layers:
-                return None  # a link still to come, or a chain longer than the image (a loop)
-            current = self._parents[current]
-            depth += 1
-        return depth - 1
+    def _place(self, folder: str, position: int) -> None:
+        pending = [(folder, position)]
+        while pending:
+            name, depth = pending.pop()
+            if depth >= self._layers:
+                self._broken = True  # more layers than the image has
+                return
+            self._known[name] = depth
+            if name in self._waiting:
+                path, scan = self._waiting.pop(name)
+                self._ready.append((path, depth, scan))
+            pending.extend((above, depth + 1) for above in self._above.pop(name, ()))
 
     def unplaced(self) -> list[tuple[str, str, LayerScan]]:
-        return [(folder, path, scan) for folder, (path, scan) in self._waiting.items()]
+        left = [(folder, path, scan) for folder, (path, scan) in self._waiting.items()]
+        if self._broken:  # placed but not handed over: the manifest places them too
+            left += [(_folder_of(path), path, scan) for path, _, scan in self._ready]
+        return left
+
+
+def _folder_of(layer_path: str) -> str:
+    return layer_path.rsplit("/", 2)[-2]
 
 
 def _read_stream(
