@@ -218,7 +218,10 @@ def first_ready(jobs: dict[int, Forked[Any]], wanted: int | None = None) -> list
     if len(fds) < len(jobs):
         inline = [key for key in jobs if key not in fds.values()]
         return [wanted if wanted in inline else inline[0]]
-    readable, _, _ = select.select(list(fds), [], [])
+    poller = select.poll()  # not select(): it cannot watch descriptors numbered 1024 or more
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    readable = [fd for fd, _ in poller.poll()]  # a child gone without a word shows as POLLHUP
     return sorted((fds[fd] for fd in readable), key=lambda key: key == wanted)
 
 
