@@ -76,13 +76,22 @@ def form_key(blob: LayerBlob) -> str:
     return f"{blob.identity}|{blob.stored_size}"
 
 
-def layer_forms(payload: bytes) -> dict[str, str] | None:
-    """The forms a layer entry knows (cheap: the scan itself stays packed), or None if malformed."""
+def _tagged(payload: bytes, tag: object, fields: int) -> tuple[Any, ...] | None:
+    """The marshalled tuple of `fields` items starting with `tag`; None when the payload is anything
+    else (truncated, foreign, from another version)."""
     try:
         document = marshal.loads(payload)
     except (EOFError, ValueError, TypeError):
         return None
-    if type(document) is not tuple or len(document) != 3 or document[0] != _LAYER_TAG:
+    if type(document) is not tuple or len(document) != fields or document[0] != tag:
+        return None
+    return document
+
+
+def layer_forms(payload: bytes) -> dict[str, str] | None:
+    """The forms a layer entry knows (cheap: the scan itself stays packed), or None if malformed."""
+    document = _tagged(payload, _LAYER_TAG, 3)
+    if document is None:
         return None
     forms = document[1]
     if type(forms) is not dict or not all(type(k) is str and v in _COMPRESSIONS for k, v in forms.items()):
@@ -92,14 +101,9 @@ def layer_forms(payload: bytes) -> dict[str, str] | None:
 
 def decode_scan(payload: bytes, compression: Compression, stored_size: int) -> LayerScan | None:
     """The scan written by encode_scan, or None when the payload is not exactly that shape."""
-    try:
-        outer = marshal.loads(payload)
-        if type(outer) is not tuple or len(outer) != 3 or outer[0] != _LAYER_TAG or type(outer[2]) is not bytes:
-            return None
-        document = marshal.loads(outer[2])
-    except (EOFError, ValueError, TypeError):
-        return None
-    if type(document) is not tuple or len(document) != 9 or document[0] != _SCAN_TAG:
+    outer = _tagged(payload, _LAYER_TAG, 3)
+    document = _tagged(outer[2], _SCAN_TAG, 9) if outer is not None and type(outer[2]) is bytes else None
+    if document is None:
         return None
     _, paths, kinds, sizes, links, offsets, contents, refused, probes = document
     count = len(paths) if type(paths) is tuple else -1
@@ -212,11 +216,8 @@ def decode_inspection(payload: bytes, reference: str) -> Inspection | None:
 
     from layerscope.model import ImageReport
 
-    try:
-        document = marshal.loads(payload)
-    except (EOFError, ValueError, TypeError):
-        return None
-    if type(document) is not tuple or len(document) != 3 or document[0] != _INSPECTION_TAG:
+    document = _tagged(payload, _INSPECTION_TAG, 3)
+    if document is None:
         return None
     _, report_json, paths = document
     if type(report_json) is not bytes or type(paths) is not tuple or not set(map(type, paths)) <= {str}:
@@ -249,11 +250,8 @@ def decode_engine_record(payload: bytes, where: str) -> EngineRecord | None:
     from layerscope.archive.documents import ImageConfig, parse
     from layerscope.errors import ArchiveError
 
-    try:
-        document = marshal.loads(payload)
-    except (EOFError, ValueError, TypeError):
-        return None
-    if type(document) is not tuple or len(document) != 3 or document[0] != _ENGINE_TAG:
+    document = _tagged(payload, _ENGINE_TAG, 3)
+    if document is None:
         return None
     _, config, forms = document
     if type(config) is not bytes or type(forms) is not tuple:
