@@ -6,6 +6,8 @@ sum with the checksum field read as spaces, as the standard defines it.
 
 from __future__ import annotations
 
+import io
+
 BLOCK = 512
 POSIX_MAGIC = b"ustar\x0000"
 OLD_GNU_MAGIC = b"ustar  \x00"
@@ -73,3 +75,16 @@ def base256(value: int, width: int = 12) -> bytes:
     if value >= 0:
         return b"\x80" + value.to_bytes(width - 1, "big")
     return value.to_bytes(width, "big", signed=True)
+
+
+class NoSeek(io.RawIOBase):
+    """A stream that refuses to seek, like a decompressor."""
+
+    def __init__(self, data: bytes) -> None:
+        self._inner = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        return self._inner.read(n)

@@ -14,24 +14,13 @@ from contextlib import contextmanager
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tarbytes import BLOCK, header, member, pax_member
+from tarbytes import BLOCK, NoSeek, header, member, pax_member
 
 from layerscope.archive.blobs import decompressed
 from layerscope.archive.tarstream import Kind, TarReader
 from layerscope.errors import ArchiveError
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-class _NoSeek(io.RawIOBase):
-    def __init__(self, data: bytes) -> None:
-        self._inner = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        return self._inner.read(n)
 
 
 def _valid_tars() -> list[bytes]:
@@ -67,7 +56,7 @@ VALID = _valid_tars()
 
 def _walk(data: bytes, seekable: bool, read_some: bool) -> None:
     """Walk a tar as the layer walk does; on ArchiveError, stop. Check what was reported."""
-    stream = io.BytesIO(data) if seekable else _NoSeek(data)
+    stream = io.BytesIO(data) if seekable else NoSeek(data)
     reader = TarReader(stream, "fuzz", seekable=seekable)  # type: ignore[arg-type]
     try:
         for entry in reader:

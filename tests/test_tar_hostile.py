@@ -10,7 +10,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from tarbytes import base256, end, header, member, padded, pax_member, pax_record
+from tarbytes import NoSeek, base256, end, header, member, padded, pax_member, pax_record
 
 from layerscope.analysis.dive import DiveAccumulator
 from layerscope.archive.tarstream import MAX_DEPTH, MAX_NAME_BYTES, Kind, TarEntry, TarReader
@@ -18,21 +18,8 @@ from layerscope.errors import ArchiveError
 from layerscope.tree import UnionTree
 
 
-class _NoSeek(io.RawIOBase):
-    """A stream that refuses to seek, like a decompressor."""
-
-    def __init__(self, data: bytes) -> None:
-        self._inner = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        return self._inner.read(n)
-
-
 def _entries(data: bytes, seekable: bool = True) -> list[TarEntry]:
-    stream = io.BytesIO(data) if seekable else _NoSeek(data)
+    stream = io.BytesIO(data) if seekable else NoSeek(data)
     return list(TarReader(stream, "layer.tar", seekable=seekable))  # type: ignore[arg-type]
 
 
@@ -99,7 +86,7 @@ def test_negative_pax_size_cannot_hide_a_20_gib_file() -> None:
     data += bytes(1 << 20)  # the start of the file's data; the rest is not needed to decide
     yielded: list[TarEntry] = []
     with pytest.raises(ArchiveError, match="invalid pax size"):
-        yielded.extend(TarReader(_NoSeek(data), "layer.tar"))  # type: ignore[arg-type]
+        yielded.extend(TarReader(NoSeek(data), "layer.tar"))  # type: ignore[arg-type]
     assert yielded == []
 
 
@@ -262,7 +249,7 @@ def test_gnu_sparse_members_report_real_name_and_size(sparse_file: Path, tmp_pat
         [info] = reference.getmembers()
     assert (info.name, info.size) == ("var/log/lastlog", len(content))
     for seekable in (True, False):
-        stream = io.BytesIO(data) if seekable else _NoSeek(data)
+        stream = io.BytesIO(data) if seekable else NoSeek(data)
         reader = TarReader(stream, "layer.tar", seekable=seekable)  # type: ignore[arg-type]
         found = []
         for entry in reader:
@@ -315,7 +302,7 @@ def test_a_sparse_member_without_a_real_size_keeps_its_stored_size() -> None:
 def test_a_sparse_member_is_not_streamed_as_a_layer() -> None:
     records = [(b"GNU.sparse.map", b"0,3"), (b"GNU.sparse.size", b"10"), (b"GNU.sparse.name", b"layer.tar")]
     data = pax_member(records) + member(b"GNUSparseFile.1/layer.tar", b"abc") + end()
-    reader = TarReader(_NoSeek(data), "image.tar")  # type: ignore[arg-type]
+    reader = TarReader(NoSeek(data), "image.tar")  # type: ignore[arg-type]
     entry = next(iter(reader))
     assert (entry.path, entry.size) == ("/layer.tar", 10)
     with pytest.raises(ArchiveError, match="is a sparse file"):
@@ -327,7 +314,7 @@ def test_members_after_a_sparse_one_read_their_own_data() -> None:
     data = pax_member(records) + member(b"GNUSparseFile.1/sparse", b"abc")
     data += pax_member([(b"path", b"with-pax")]) + member(b"x", b"plain data") + member(b"ustar", b"more") + end()
     for seekable in (True, False):
-        stream = io.BytesIO(data) if seekable else _NoSeek(data)
+        stream = io.BytesIO(data) if seekable else NoSeek(data)
         reader = TarReader(stream, "layer.tar", seekable=seekable)  # type: ignore[arg-type]
         contents = {entry.path: reader.read_data(entry.size) for entry in reader}
         assert contents == {"/sparse": b"\0\0abc\0", "/with-pax": b"plain data", "/ustar": b"more"}

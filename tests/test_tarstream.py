@@ -6,6 +6,7 @@ import io
 import tarfile
 
 import pytest
+from tarbytes import NoSeek
 
 from layerscope.archive.tarstream import Kind, TarReader, normalize
 from layerscope.errors import ArchiveError
@@ -21,25 +22,12 @@ def _tar(members: list[tuple[str, int]], fmt: int = tarfile.PAX_FORMAT) -> bytes
     return buffer.getvalue()
 
 
-class _NoSeek(io.RawIOBase):
-    """A stream that refuses to seek, like a decompressor."""
-
-    def __init__(self, data: bytes) -> None:
-        self._inner = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        return self._inner.read(n)
-
-
 @pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT])
 def test_seeking_and_streaming_agree(fmt: int) -> None:
     members = [("a", 0), ("dir/b", 1), ("dir/c", 511), ("dir/d", 512), ("dir/e", 513), ("f", 70_000)]
     data = _tar(members, fmt)
     seeking = list(TarReader(io.BytesIO(data), "t", seekable=True))  # type: ignore[arg-type]
-    streaming = list(TarReader(_NoSeek(data), "t"))  # type: ignore[arg-type]
+    streaming = list(TarReader(NoSeek(data), "t"))  # type: ignore[arg-type]
     assert seeking == streaming
     assert [(e.path, e.size) for e in seeking] == [("/" + n, s) for n, s in members]
 
@@ -113,7 +101,7 @@ def test_names_never_escape_the_root(name: str, path: str) -> None:
 def test_truncated_data_is_reported() -> None:
     data = _tar([("f", 5000)])[:3000]
     with pytest.raises(ArchiveError, match="truncated tar"):
-        list(TarReader(_NoSeek(data), "layer"))  # type: ignore[arg-type]
+        list(TarReader(NoSeek(data), "layer"))  # type: ignore[arg-type]
 
 
 def test_names_that_are_not_utf8_are_escaped() -> None:
