@@ -1,5 +1,6 @@
 """An engine image the cache knows is analysed without exporting a byte: the requests the Docker SDK
-sends pass through a logging proxy on 127.0.0.1, and the second run sends no export request.
+sends pass through a logging proxy on 127.0.0.1, and the second run sends no export request. The
+same proxy cuts an export short, as an engine that stops or a broken connection would.
 
 The image is named layerscope-speed-test/* and removed at the end. Skipped without an engine;
 required when CI=true."""
@@ -69,10 +70,13 @@ def _archive(layers: list[bytes]) -> bytes:
 
 
 class LoggingProxy:
-    """TCP on 127.0.0.1 to the engine's unix socket; remembers the path of every request sent."""
+    """TCP on 127.0.0.1 to the engine's unix socket; remembers the path of every request sent. With
+    `cut_export_after`, a connection that asked for an export is closed once that many bytes of the
+    response have passed."""
 
-    def __init__(self) -> None:
+    def __init__(self, cut_export_after: int | None = None) -> None:
         self.paths: list[str] = []
+        self._cut = cut_export_after
         self._lock = threading.Lock()
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
@@ -86,18 +90,28 @@ class LoggingProxy:
                 return
             engine = socket.socket(socket.AF_UNIX)
             engine.connect(SOCKET)
-            threading.Thread(target=self._pump, args=(client, engine, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(engine, client, False), daemon=True).start()
+            exporting = threading.Event()  # this connection has asked for an export
+            threading.Thread(target=self._pump, args=(client, engine, exporting, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(engine, client, exporting, False), daemon=True).start()
 
-    def _pump(self, source: socket.socket, target: socket.socket, log: bool) -> None:
+    def _pump(self, source: socket.socket, target: socket.socket, exporting: threading.Event, log: bool) -> None:
         pending = b""
+        passed = 0  # response bytes since the export request
         try:
             while data := source.recv(1 << 16):
                 if log:
                     pending = (pending + data)[-4096:]
+                    found = [m.decode() for m in _REQUEST.findall(pending)]
                     with self._lock:
-                        self.paths += [m.decode() for m in _REQUEST.findall(pending)]
+                        self.paths += found
+                    if _exports(found):
+                        exporting.set()
                     pending = pending[pending.rfind(b"\r\n") + 2 :] if b"\r\n" in pending else pending
+                elif self._cut is not None and exporting.is_set():
+                    data = data[: max(0, self._cut - passed)]
+                    passed += len(data)
+                    if not data:
+                        break
                 target.sendall(data)
         except OSError:
             pass
@@ -172,3 +186,26 @@ def test_a_cached_engine_image_is_not_exported(engine_image: tuple[Any, Path], t
         check=True,
     ).stdout
     assert {**json.loads(plain), "reference": TAG, "source": "docker"} == json.loads(first)
+
+
+def test_an_export_cut_short_ends_in_one_line(engine_image: tuple[Any, Path], tmp_path: Path) -> None:
+    """The engine's export breaks off halfway (the image's layers are 60 KB and more): one line on
+    stderr naming the image, exit 2, no traceback."""
+    proxy = LoggingProxy(cut_export_after=30_000)
+    try:
+        env = {**os.environ, "DOCKER_HOST": f"tcp://127.0.0.1:{proxy.port}"}
+        done = subprocess.run(
+            [sys.executable, "-m", "layerscope", "inspect", TAG, "--no-cache", "--quiet"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert _exports(proxy.take()), "the run asked for the export"
+    finally:
+        proxy.close()
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"layerscope: error: {TAG}: ")
+    assert "export broke off" in lines[0] or "truncated" in lines[0], lines[0]

@@ -15,6 +15,7 @@ import io
 import os
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
+from urllib.parse import quote
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -38,7 +39,8 @@ def open_engine_image(name: str, options: SourceOptions) -> OpenedImage:
         order = _diff_ids(attrs, name)
     finally:
         client.close()
-    opened = SavedStreamImage(name, "docker", lambda: _export(name), SourceOptions(), order)
+    exported = image.tags[0] if image.tags else image.id  # what Image.save(named=True) exports
+    opened = SavedStreamImage(name, "docker", lambda: _export(name, exported), SourceOptions(), order)
     opened.image_id = image.id  # the config's digest: what a cache knows this image by
     return opened
 
@@ -55,16 +57,32 @@ def _diff_ids(attrs: dict[str, Any], name: str) -> list[str]:
         raise EngineError(f"{name}: the Docker engine lists no valid layer diff_ids for it") from None
 
 
-def _export(name: str) -> BinaryIO:
-    """In the worker: a connection of its own, and the export as a reader."""
+def _export(name: str, exported: str) -> BinaryIO:
+    """In the worker: a connection of its own, and the export of `exported` (the image's first tag,
+    or its id) as a reader.
+
+    The response body is read as it comes (urllib3's `read(n)`), not through `Image.save()`: that
+    iterates requests' `iter_content`, which decodes the chunked body in Python one HTTP chunk at a
+    time. On an export of 772 MB the direct read took 0.9 s of CPU against 1.4 s, and its wall time
+    matched `docker save` (6.9-7.8 s against 7.1-7.4 s) where `save()` took 8.0-9.7 s: the engine's
+    export wants more than one of two cores, so every CPU second taken from it shows."""
     from docker.errors import DockerException
     from requests import RequestException
 
-    client = _client()
+    client = _client(ping=False)  # the parent has just reached the engine and looked the image up
+    url = f"{client.api.base_url}/v{client.api.api_version}/images/{quote(exported, safe='/:')}/get"
     try:
-        chunks = _lookup(client, name).save(chunk_size=_CHUNK, named=True)
+        response = client.api.get(url, stream=True, timeout=None)  # an export may pause for long
     except (DockerException, RequestException, OSError) as exc:
+        client.close()
         raise EngineError(f"{name}: the Docker engine failed to export it ({_short(exc)})") from None
+    if response.status_code != 200:
+        client.close()
+        if response.status_code == 404:  # removed between the lookup and the export
+            raise EngineError(f"{name}: no such image in the Docker engine")
+        raise EngineError(f"{name}: the Docker engine failed to export it (HTTP {response.status_code})")
+    body = response.raw
+    chunks = iter(lambda: body.read(_CHUNK), b"")
     return _ChunkReader(chunks, name, client.close)  # type: ignore[return-value]
 
 
@@ -83,14 +101,17 @@ class _ChunkReader(io.RawIOBase):
         return True
 
     def _next_chunk(self) -> bytes:
-        from docker.errors import DockerException
-        from requests import RequestException
+        from http.client import HTTPException
+
+        from urllib3.exceptions import HTTPError
 
         try:
             return next(self._chunks, b"")
-        except (DockerException, RequestException, OSError) as exc:
-            # the engine stopped or the connection broke in the middle of the export
-            raise EngineError(f"{self._name}: the Docker engine failed to export it ({_short(exc)})") from None
+        except (HTTPError, HTTPException, OSError) as exc:  # urllib3's errors are not requests' here
+            # the engine stopped or the connection broke in the middle of the export; urllib3 puts
+            # its reason first and the low-level error second: the reason is enough for people
+            reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else _short(exc)
+            raise EngineError(f"{self._name}: the Docker engine's export broke off ({_short(reason)})") from None
 
     def read(self, size: int | None = -1) -> bytes:
         pieces = []
@@ -112,7 +133,7 @@ class _ChunkReader(io.RawIOBase):
         super().close()
 
 
-def _client() -> Any:
+def _client(ping: bool = True) -> Any:
     try:
         import docker
         from docker.errors import DockerException
@@ -120,7 +141,8 @@ def _client() -> Any:
         raise EngineError("the docker Python package is not installed") from None
     try:
         client = docker.from_env()
-        client.ping()
+        if ping:
+            client.ping()
     except DockerException as exc:
         host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         raise EngineError(f"cannot reach the Docker engine at {host} ({_short(exc)})") from None
@@ -138,5 +160,6 @@ def _lookup(client: Any, name: str) -> Any:
         raise EngineError(f"{name}: the Docker engine refused ({_short(exc)})") from None
 
 
-def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+def _short(exc: Exception | str) -> str:
+    text = str(exc)
+    return text.splitlines()[0][:200] if text else type(exc).__name__
