@@ -81,6 +81,27 @@ class _Failure:
         self.text = text
 
 
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_HEAP_KEEP = 64 << 20
+_MMAP_ABOVE = 16 << 20
+
+
+def _keep_freed_memory() -> None:
+    """In a fresh child: let freed buffers of up to 16 MB be reused rather than handed back to the
+    kernel. A layer walk reads through megabytes of buffers per member (a read, a probe's head);
+    with glibc's defaults each came from fresh pages (mmap, or the heap grown again after a trim),
+    and zeroing them took the walk of a 1.3 GB gzip layer 158,000 page faults and 0.3 s of system
+    time, against 45,000 and 0.1 s with these settings. A child lives for one task: what it keeps
+    goes back when it exits. A no-op outside glibc (musl has no tunable mallopt)."""
+    if _LIBC is None:
+        return
+    with contextlib.suppress(AttributeError):
+        _LIBC.mallopt(_M_TRIM_THRESHOLD, _HEAP_KEEP)
+        _LIBC.mallopt(_M_MMAP_THRESHOLD, _MMAP_ABOVE)
+
+
 def _die_with_parent(parent: int) -> None:
     """In a fresh child: default signal actions, and death when the parent dies."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -102,6 +123,7 @@ def _fork(body: Callable[[int], None]) -> tuple[int, int]:
             os.close(read_fd)
             _LIVE.clear()  # the parent's children are not this child's to stop
             _die_with_parent(parent)
+            _keep_freed_memory()
             body(write_fd)
         finally:
             os._exit(0)  # never run the parent's cleanup (atexit, finally blocks up the stack)
