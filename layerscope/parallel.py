@@ -24,7 +24,6 @@ import contextlib
 import ctypes
 import os
 import pickle
-import queue
 import select
 import signal
 import sys
@@ -32,10 +31,9 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
 
 _CHUNK = 1 << 20
 _PR_SET_PDEATHSIG = 1
@@ -288,91 +286,3 @@ class ForkedStream(Generic[T]):
     def cancel(self) -> None:
         if self._child is not None:
             self._child.cancel()
-
-
-class Accumulator(Protocol[T_co]):
-    """Takes items one at a time, then says what they add up to."""
-
-    def add(self, item: Any) -> None: ...
-
-    def result(self) -> T_co: ...
-
-
-_END_OF_FEED = ("end", None)
-
-
-class ForkedAccumulator(Generic[T]):
-    """An accumulator (`make()`) fed item by item in a child process, beside the caller: the caller
-    goes on while the child works on what it was sent. `result()` ends the feed and returns the
-    accumulator's result (or raises its error).
-
-    Items are pickled in the caller and written to the child's feed pipe by a writer thread (the
-    write blocks while the child is busy; the thread waits instead of the caller, and os.write lets
-    go of the GIL). The child is forked at construction: do it while the caller's memory is small,
-    as every page the child touches afterwards is copied."""
-
-    def __init__(self, make: Callable[[], Accumulator[T]]) -> None:
-        self._inline: Accumulator[T] | None = None
-        self._child: _Child | None = None
-        if not hasattr(os, "fork"):
-            self._inline = make()
-            return
-        feed_read, feed_write = os.pipe()
-
-        def produce(send: Callable[[tuple[str, Any]], None]) -> None:
-            accumulator = make()
-            with os.fdopen(feed_read, "rb", buffering=_CHUNK) as feed:
-                while (message := pickle.load(feed)) != _END_OF_FEED:
-                    accumulator.add(message[1])
-            send(("ok", accumulator.result()))
-
-        def body(write_fd: int) -> None:
-            os.close(feed_write)
-            _reply(write_fd, produce)
-
-        self._child = _Child(body)
-        os.close(feed_read)
-        self._feed = os.fdopen(feed_write, "wb", buffering=0)
-        self._pending: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._writer = threading.Thread(target=self._write_feed, name="feed", daemon=True)
-        self._writer.start()
-
-    def _write_feed(self) -> None:
-        """Write what the caller queued, until None. A child that died (closed pipe) is not an error
-        here: `result()` reports why it died."""
-        try:
-            while (data := self._pending.get()) is not None:
-                self._feed.write(data)
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                self._feed.close()
-
-    def add(self, item: Any) -> None:
-        if self._inline is not None:
-            self._inline.add(item)
-            return
-        self._pending.put(pickle.dumps(("item", item), protocol=pickle.HIGHEST_PROTOCOL))
-
-    def result(self) -> T:
-        if self._inline is not None:
-            return self._inline.result()
-        assert self._child is not None
-        self._pending.put(pickle.dumps(_END_OF_FEED, protocol=pickle.HIGHEST_PROTOCOL))
-        self._pending.put(None)
-        try:
-            status, value = self._child.receive()
-        except BaseException:
-            self.cancel()
-            raise
-        self._writer.join()
-        self._child.reap()
-        if status != "ok":
-            _raise(value)
-        return value  # type: ignore[no-any-return]
-
-    def cancel(self) -> None:
-        if self._child is not None:
-            self._child.cancel()  # the writer thread's next write fails and it ends
-            self._pending.put(None)

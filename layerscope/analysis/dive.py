@@ -178,21 +178,6 @@ class DiveFigures:
     user_wasted_fraction: float
 
 
-@dataclass(frozen=True)
-class DiveTotals:
-    """The sums dive's figures are made of (small: what a DiveAccumulator in a child sends back)."""
-
-    cumulative: int  # bytes seen, over every path and layer
-    minimum: int  # the smallest copy of every path, summed
-    wasted_bytes: int  # cumulative bytes of the paths seen in two or more layers
-
-    def figures(self, layer_sizes: list[int]) -> DiveFigures:
-        efficiency = 1.0 if self.cumulative == 0 else self.minimum / self.cumulative
-        user_size = sum(layer_sizes[1:])
-        fraction = self.wasted_bytes / user_size if user_size else 0.0
-        return DiveFigures(efficiency=efficiency, wasted_bytes=self.wasted_bytes, user_wasted_fraction=fraction)
-
-
 class DiveAccumulator:
     """dive's figures, one layer at a time: feed each layer's entries in image order, then ask.
 
@@ -216,8 +201,6 @@ class DiveAccumulator:
         if self._stacked is None:
             self._stacked = tree.copy()
         _stack(self._stacked, tree)
-
-    add = add_layer  # an Accumulator (layerscope.parallel): it can run in a child, beside the caller
 
     def _visit(self, root: _DNode, below: _DNode) -> None:
         """dive's visit of a layer's leaves: depth first, children in byte order (iteratively)."""
@@ -260,14 +243,12 @@ class DiveAccumulator:
             raise _AbortLayer  # leaves this path's minimum at -1, as dive does
         self._count(path, target.total() if target.is_dir else 0)
 
-    def result(self) -> DiveTotals:
+    def figures(self, layer_sizes: list[int]) -> DiveFigures:
         once = sum(self._once.values())
         stats = self._stats.values()
-        return DiveTotals(
-            cumulative=once + sum(record[0] for record in stats),
-            minimum=once + sum(record[1] for record in stats),
-            wasted_bytes=sum(record[0] for record in stats if record[2] >= 2),
-        )
-
-    def figures(self, layer_sizes: list[int]) -> DiveFigures:
-        return self.result().figures(layer_sizes)
+        discovered = once + sum(record[0] for record in stats)
+        efficiency = 1.0 if discovered == 0 else (once + sum(record[1] for record in stats)) / discovered
+        wasted = sum(record[0] for record in stats if record[2] >= 2)
+        user_size = sum(layer_sizes[1:])
+        fraction = wasted / user_size if user_size else 0.0
+        return DiveFigures(efficiency=efficiency, wasted_bytes=wasted, user_wasted_fraction=fraction)

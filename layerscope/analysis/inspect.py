@@ -14,7 +14,6 @@ from layerscope.archive.layers import limit_image_captures
 from layerscope.archive.probe import Probing
 from layerscope.catalogers import wanted
 from layerscope.image import Capture, LayerScan, OpenedImage
-from layerscope.parallel import ForkedAccumulator
 from layerscope.tree import UnionTree
 
 if TYPE_CHECKING:
@@ -60,33 +59,29 @@ def inspect_image(
     `runtime`: also read ELF headers, loader configuration and WHEEL files for the runtime check."""
     capture: Capture = Probing(_capture, runtime_probe) if runtime else _capture
     tree = UnionTree()
-    # dive's figures need a tree of their own, stacked layer by layer: a child builds it on the other
-    # core while this process stacks the union tree (forked first, while this process is small).
-    dive = ForkedAccumulator(DiveAccumulator)
+    dive = DiveAccumulator()
     scans: list[LayerScan] = []
     captured = 0
     counted: set[int] = set()
-    try:
-        with closing(image.scan(capture)) as layers:
-            for index, scan in enumerate(layers):
-                if id(scan.contents) not in counted:  # a blob used by several layers is held, and counted, once
-                    counted.add(id(scan.contents))
-                    captured = limit_image_captures(scan.contents, captured)
-                # the parent stacks layer N while the workers read N+1; then the entries can go
-                dive.add(scan.entries)
-                tree.apply(scan.entries)
-                if recorder is not None:
-                    recorder.layer(scan.entries, tree.paths)
-                scans.append(replace(scan, entries=[]))
-                if progress:
-                    progress(index + 1, image.layer_count or index + 1)
-                if index == 0:
-                    # The report's models take a tenth of a second to import: done now, while the
-                    # workers read the other layers, rather than after the last one.
-                    from layerscope.analysis import report
-        figures = dive.result().figures([change.size for change in tree.changes])
-    finally:
-        dive.cancel()  # stops the child when leaving early; a no-op once it has answered
+    with closing(image.scan(capture)) as layers:
+        for index, scan in enumerate(layers):
+            if id(scan.contents) not in counted:  # a blob used by several layers is held, and counted, once
+                counted.add(id(scan.contents))
+                captured = limit_image_captures(scan.contents, captured)
+            # the parent stacks layer N while the workers read N+1; then the entries can go
+            tree.apply(scan.entries)
+            dive.add_layer(scan.entries)
+            if recorder is not None:
+                recorder.layer(scan.entries, tree.paths)
+            scans.append(replace(scan, entries=[]))
+            if progress:
+                progress(index + 1, image.layer_count or index + 1)
+            if index == 0:
+                # The report's models take a tenth of a second to import: done now, while the
+                # workers read the other layers, rather than after the last one.
+                from layerscope.analysis import report
+    figures = dive.figures([change.size for change in tree.changes])
+    del dive  # its tree of every path is not needed any more: let attribution reuse the memory
     from layerscope.analysis import report
 
     commands = layer_commands(image.config, len(scans))
