@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -20,6 +21,8 @@ from conftest import skip_or_fail
 from dive_tool import run_dive
 
 from layerscope.cli import main
+from layerscope.errors import EngineError
+from layerscope.sources.engine import _export
 
 BUSYBOX = Path("/bin/busybox")
 BASE = "layerscope-test/busybox:base"  # shared by name between runs, imported once
@@ -142,6 +145,21 @@ def test_image_missing_from_engine(engine: Any, capsys: pytest.CaptureFixture[st
     assert main(["inspect", "docker://layerscope-test/absent:nope"]) == 2  # a bare name would try its registry
     err = capsys.readouterr().err
     assert err.strip() == "layerscope: error: layerscope-test/absent:nope: no such image in the Docker engine"
+
+
+@pytest.mark.parametrize(
+    ("exported", "expected"),
+    [
+        # gone between the parent's lookup and the worker's export
+        ("layerscope-test/absent:nope", r"no such image in the Docker engine"),
+        # refused by the engine (400 or 500 by its version): its own message, not the JSON around it
+        ("Upper/Case:1", r"the Docker engine failed to export it \(HTTP [45]00: invalid reference format: [^{}]+\)"),
+    ],
+)
+def test_an_export_the_engine_refuses_says_why(engine: Any, exported: str, expected: str) -> None:
+    with pytest.raises(EngineError) as refused:
+        _export("the-image", exported)
+    assert re.fullmatch(f"the-image: {expected}", str(refused.value)), str(refused.value)
 
 
 def test_dive_agrees_on_the_engine_image(

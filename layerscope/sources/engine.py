@@ -12,6 +12,7 @@ checking it against the image's platform (an engine holds one platform per image
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
@@ -26,6 +27,7 @@ from layerscope.sources.base import check_platform, reject_options
 from layerscope.sources.docker_archive import SavedStreamImage
 
 _CHUNK = 4 << 20
+_ERROR_BYTES = 4096  # of an error response's body: the engine's message is a line of JSON
 _DIFF_IDS = TypeAdapter(list[Digest])
 
 
@@ -68,22 +70,38 @@ def _export(name: str, exported: str) -> BinaryIO:
     export wants more than one of two cores, so every CPU second taken from it shows."""
     from docker.errors import DockerException
     from requests import RequestException
+    from urllib3.exceptions import HTTPError
 
     client = _client(ping=False)  # the parent has just reached the engine and looked the image up
     url = f"{client.api.base_url}/v{client.api.api_version}/images/{quote(exported, safe='/:')}/get"
     try:
-        response = client.api.get(url, stream=True, timeout=None)  # an export may pause for long
-    except (DockerException, RequestException, OSError) as exc:
+        # _get rather than get: it adds the HttpHeaders of ~/.docker/config.json, as every SDK call
+        # does (an engine behind an authenticating proxy needs them); no timeout: an export may pause
+        response = client.api._get(url, stream=True, timeout=None)
+        if response.status_code != 200:
+            detail = response.raw.read(_ERROR_BYTES, decode_content=True).decode("utf-8", "replace").strip()
+    except (DockerException, RequestException, HTTPError, OSError) as exc:
         client.close()
         raise EngineError(f"{name}: the Docker engine failed to export it ({_short(exc)})") from None
     if response.status_code != 200:
         client.close()
         if response.status_code == 404:  # removed between the lookup and the export
             raise EngineError(f"{name}: no such image in the Docker engine")
-        raise EngineError(f"{name}: the Docker engine failed to export it (HTTP {response.status_code})")
+        reason = f"HTTP {response.status_code}" + (f": {_short(_engine_message(detail))}" if detail else "")
+        raise EngineError(f"{name}: the Docker engine failed to export it ({reason})")
     body = response.raw
-    chunks = iter(lambda: body.read(_CHUNK), b"")
+    # decode_content: a proxy in front of a tcp:// engine may compress what the engine sent plain
+    chunks = iter(lambda: body.read(_CHUNK, decode_content=True), b"")
     return _ChunkReader(chunks, name, client.close)  # type: ignore[return-value]
+
+
+def _engine_message(body: str) -> str:
+    """The `message` of the engine's JSON error body, else the body as it is."""
+    try:
+        message = json.loads(body).get("message")
+    except (ValueError, AttributeError, RecursionError):  # not JSON, not an object, nested too deep
+        return body
+    return message if isinstance(message, str) and message else body
 
 
 class _ChunkReader(io.RawIOBase):
