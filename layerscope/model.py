@@ -32,7 +32,8 @@ SCHEMA_VERSION = 2
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a schema is built when its model is first used; a run uses only a few of them
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class LayerReport(_Frozen):

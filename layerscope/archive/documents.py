@@ -26,7 +26,8 @@ Digest = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:[+._-][a-z0-9]+
 
 
 class _Document(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # defer_build: a schema is built when its model is first used; a run uses only a few of them
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class DockerManifestEntry(_Document):
