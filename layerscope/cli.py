@@ -20,7 +20,7 @@ from layerscope.outfile import check_target, silence_stdout, write_text
 from layerscope.render.terminal import escape
 
 if TYPE_CHECKING:
-    from layerscope.analysis.inspect import Inspection
+    from layerscope.analysis.inspection import Inspection
     from layerscope.cache import LayerCache
     from layerscope.gate.config import GateConfig
     from layerscope.gate.dive_ci import DiveCiRules
@@ -191,7 +191,6 @@ def _both_reports(args: argparse.Namespace) -> tuple[ImageReport, ImageReport]:
 
 
 def _inspection(args: argparse.Namespace, reference: str, image: str | None, label: str) -> Inspection:
-    from layerscope.analysis.inspect import inspect_image
     from layerscope.sources import open_image
 
     progress = _progress(not args.quiet and sys.stderr.isatty(), label)
@@ -202,6 +201,8 @@ def _inspection(args: argparse.Namespace, reference: str, image: str | None, lab
             opened.on_bytes = _stream_progress(label)
         runtime = not args.no_runtime_check
         if getattr(args, "cache", None) is None:
+            from layerscope.analysis.inspect import inspect_image
+
             return inspect_image(opened, progress=progress, top=getattr(args, "top", 20), runtime=runtime)
         from layerscope.analysis.cached import inspect_cached
 

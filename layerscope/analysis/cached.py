@@ -29,8 +29,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from layerscope.analysis import inspect as inspection_module
-from layerscope.analysis.inspect import Inspection, Progress
+from layerscope.analysis.inspection import Inspection, Progress
 from layerscope.analysis.runtime_probe import Text, Unreadable
 from layerscope.archive.layers import LayerScanner
 from layerscope.cache import LayerCache
@@ -307,7 +306,10 @@ def inspect_cached(
         found = decode_inspection(hit, image.reference)
         if found is not None:
             return found
-    # looked up when called: a caller may stand in its own (the CLI tests inject a failure there)
+    # imported here, not on a hit; looked up when called: a caller may stand in its own (the CLI
+    # tests inject a failure there)
+    from layerscope.analysis import inspect as inspection_module
+
     result = inspection_module.inspect_image(through, progress=progress, top=top, **options)
     cache.put(key or inspection_key(through, {"top": top, **options}), encode_inspection(result))
     return result

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from layerscope.analysis.dive import DiveAccumulator
+from layerscope.analysis.inspection import Inspection, Progress
 from layerscope.analysis.pythonenv import wants_pth
 from layerscope.analysis.runtime_probe import runtime_probe
 from layerscope.archive.layers import limit_image_captures
@@ -18,9 +18,6 @@ from layerscope.tree import UnionTree
 
 if TYPE_CHECKING:
     from layerscope.analysis.explore import ExploreRecorder
-    from layerscope.model import ImageReport
-
-Progress = Callable[[int, int], None]
 
 
 def layer_commands(config: dict[str, Any], layer_count: int) -> list[str | None]:
@@ -40,12 +37,6 @@ _PTH_LIMIT = 1 << 20  # a .pth file is a few lines of folder names
 def _capture(path: str) -> int:
     """Bytes of a file the analysis reads (0: none): package databases, and .pth files (import roots)."""
     return wanted(path) or (_PTH_LIMIT if wants_pth(path) else 0)
-
-
-@dataclass(frozen=True)
-class Inspection:
-    report: ImageReport
-    paths: list[str]  # every path of the final filesystem (directories and links included)
 
 
 def inspect_image(
