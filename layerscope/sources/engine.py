@@ -78,21 +78,25 @@ def _export(name: str, exported: str) -> BinaryIO:
         # _get rather than get: it adds the HttpHeaders of ~/.docker/config.json, as every SDK call
         # does (an engine behind an authenticating proxy needs them); no timeout: an export may pause
         response = client.api._get(url, stream=True, timeout=None)
-        if response.status_code != 200:
-            detail = response.raw.read(_ERROR_BYTES, decode_content=True).decode("utf-8", "replace").strip()
+        refused = _refusal(name, response) if response.status_code != 200 else None
     except (DockerException, RequestException, HTTPError, OSError) as exc:
+        refused = EngineError(f"{name}: the Docker engine failed to export it ({_short(exc)})")
+    if refused is not None:
         client.close()
-        raise EngineError(f"{name}: the Docker engine failed to export it ({_short(exc)})") from None
-    if response.status_code != 200:
-        client.close()
-        if response.status_code == 404:  # removed between the lookup and the export
-            raise EngineError(f"{name}: no such image in the Docker engine")
-        reason = f"HTTP {response.status_code}" + (f": {_short(_engine_message(detail))}" if detail else "")
-        raise EngineError(f"{name}: the Docker engine failed to export it ({reason})")
+        raise refused from None
     body = response.raw
     # decode_content: a proxy in front of a tcp:// engine may compress what the engine sent plain
     chunks = iter(lambda: body.read(_CHUNK, decode_content=True), b"")
     return _ChunkReader(chunks, name, client.close)  # type: ignore[return-value]
+
+
+def _refusal(name: str, response: Any) -> EngineError:
+    """What to say of an export the engine answered with an error (its JSON message, when it gave one)."""
+    if response.status_code == 404:  # removed between the parent's lookup and the export
+        return EngineError(f"{name}: no such image in the Docker engine")
+    detail = response.raw.read(_ERROR_BYTES, decode_content=True).decode("utf-8", "replace").strip()
+    reason = f"HTTP {response.status_code}" + (f": {_short(_engine_message(detail))}" if detail else "")
+    return EngineError(f"{name}: the Docker engine failed to export it ({reason})")
 
 
 def _engine_message(body: str) -> str:
@@ -128,7 +132,7 @@ class _ChunkReader(io.RawIOBase):
         except (HTTPError, HTTPException, OSError) as exc:  # urllib3's errors are not requests' here
             # the engine stopped or the connection broke in the middle of the export; urllib3 puts
             # its reason first and the low-level error second: the reason is enough for people
-            reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else _short(exc)
+            reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) and exc.args[0] else exc
             raise EngineError(f"{self._name}: the Docker engine's export broke off ({_short(reason)})") from None
 
     def read(self, size: int | None = -1) -> bytes:
