@@ -6,6 +6,7 @@ import argparse
 import difflib
 import gc
 import os
+import stat
 import sys
 import traceback
 from collections.abc import Sequence
@@ -191,22 +192,41 @@ def _both_reports(args: argparse.Namespace) -> tuple[ImageReport, ImageReport]:
 
 
 def _inspection(args: argparse.Namespace, reference: str, image: str | None, label: str) -> Inspection:
-    from layerscope.sources import open_image
+    from layerscope.analysis.captures import layer_capture
+    from layerscope.archive.headstart import guessing
 
-    progress = _progress(not args.quiet and sys.stderr.isatty(), label)
-    with open_image(reference, _source_options(args, image)) as opened:
-        if not args.quiet and opened.origin:
-            print(f"layerscope: {_printable(reference)}: reading from {opened.origin}", file=sys.stderr)
-        if progress:
-            opened.on_bytes = _stream_progress(label)
-        runtime = not args.no_runtime_check
-        if getattr(args, "cache", None) is None:
-            from layerscope.analysis.inspect import inspect_image
+    runtime = not args.no_runtime_check
+    # the biggest layer of an archive file starts now, while the archive is opened and validated
+    with guessing(_archive_file(reference), layer_capture(runtime)) as head_start:
+        from layerscope.sources import open_image
 
-            return inspect_image(opened, progress=progress, top=getattr(args, "top", 20), runtime=runtime)
-        from layerscope.analysis.cached import inspect_cached
+        progress = _progress(not args.quiet and sys.stderr.isatty(), label)
+        with open_image(reference, _source_options(args, image)) as opened:
+            if not args.quiet and opened.origin:
+                print(f"layerscope: {_printable(reference)}: reading from {opened.origin}", file=sys.stderr)
+            if progress:
+                opened.on_bytes = _stream_progress(label)
+            opened.head_start = head_start
+            if getattr(args, "cache", None) is None:
+                from layerscope.analysis.inspect import inspect_image
 
-        return inspect_cached(opened, args.cache, progress=progress, top=getattr(args, "top", 20), runtime=runtime)
+                return inspect_image(opened, progress=progress, top=getattr(args, "top", 20), runtime=runtime)
+            from layerscope.analysis.cached import inspect_cached
+
+            return inspect_cached(opened, args.cache, progress=progress, top=getattr(args, "top", 20), runtime=runtime)
+
+
+def _archive_file(reference: str) -> str | None:
+    """The file a reference names when it may be an image archive (a guess: the source decides)."""
+    for scheme in ("docker-archive:", "oci-archive:"):
+        if reference.startswith(scheme):
+            reference = reference.removeprefix(scheme)
+            break
+    try:
+        regular = reference != "-" and stat.S_ISREG(os.stat(reference).st_mode)
+    except (OSError, ValueError):
+        regular = False
+    return reference if regular else None
 
 
 def _source_options(args: argparse.Namespace, image: str | None) -> SourceOptions:

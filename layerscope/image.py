@@ -65,10 +65,11 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
-from layerscope.archive.blobs import Compression
+from layerscope.archive.blobs import Compression, Location
 from layerscope.archive.tarstream import Entry, Kind
 
 if TYPE_CHECKING:
+    from layerscope.archive.headstart import HeadStart
     from layerscope.registry.secret import Secret
 
 __all__ = [
@@ -142,6 +143,9 @@ class LayerBlob:
     stored_size: int  # bytes as stored or transferred (compressed size when compressed)
     open: Callable[[], BinaryIO]  # a fresh reader of the stored bytes, front to back (see the module doc)
     identity: str = ""  # equal identities mean equal bytes (a digest, a resolved archive member); "" = unique
+    # (device, inode, offset, length) of the bytes in a local file, when they lie in one: the layer
+    # walk that archive/headstart.py started before the image was opened is taken over by this
+    location: Location | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,8 @@ class OpenedImage:
         # The config's digest when the source knows it before reading anything (the engine's image
         # id): with diff_ids(), it tells a cache whether anything needs to be read at all.
         self.image_id: str | None = None
+        # the walk of a layer started before the image was opened (archive/headstart.py), if any
+        self.head_start: HeadStart | None = None
         self._closers: list[Callable[[], None]] = []
 
     @property

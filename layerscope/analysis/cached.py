@@ -392,7 +392,8 @@ class CachedLayers(OpenedImage):
     def _reader(self, blobs: list[LayerBlob], capture: Capture, stack: contextlib.ExitStack) -> Iterator[LayerScan]:
         """The scans of `blobs` as the source reads them; every worker stops when `stack` closes."""
         if isinstance(self._image, BlobImage):  # its scanner starts the workers now, not at the first next()
-            return iter(stack.enter_context(LayerScanner(blobs, capture, self._image.workers)))
+            scanner = LayerScanner(blobs, capture, self._image.workers, self._image.head_start)
+            return iter(stack.enter_context(scanner))
         reader = copy.copy(self._image)  # the same source, asked for those layers only
         reader.layers = blobs
         scans = reader.scan(capture)

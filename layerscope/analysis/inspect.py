@@ -6,14 +6,11 @@ from contextlib import closing
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from layerscope.analysis.captures import layer_capture
 from layerscope.analysis.dive import DiveAccumulator
 from layerscope.analysis.inspection import Inspection, Progress
-from layerscope.analysis.pythonenv import wants_pth
-from layerscope.analysis.runtime_probe import runtime_probe
 from layerscope.archive.layers import limit_image_captures
-from layerscope.archive.probe import Probing
-from layerscope.catalogers import wanted
-from layerscope.image import Capture, LayerScan, OpenedImage
+from layerscope.image import LayerScan, OpenedImage
 from layerscope.tree import UnionTree
 
 if TYPE_CHECKING:
@@ -31,14 +28,6 @@ def layer_commands(config: dict[str, Any], layer_count: int) -> list[str | None]
     return [h.get("created_by") for h in real]
 
 
-_PTH_LIMIT = 1 << 20  # a .pth file is a few lines of folder names
-
-
-def _capture(path: str) -> int:
-    """Bytes of a file the analysis reads (0: none): package databases, and .pth files (import roots)."""
-    return wanted(path) or (_PTH_LIMIT if wants_pth(path) else 0)
-
-
 def inspect_image(
     image: OpenedImage,
     progress: Progress | None = None,
@@ -48,7 +37,7 @@ def inspect_image(
 ) -> Inspection:
     """`recorder`, when given, is told every layer's changes and the attribution (layerscope tui);
     `runtime`: also read ELF headers, loader configuration and WHEEL files for the runtime check."""
-    capture: Capture = Probing(_capture, runtime_probe) if runtime else _capture
+    capture = layer_capture(runtime)
     tree = UnionTree()
     dive = DiveAccumulator()
     scans: list[LayerScan] = []

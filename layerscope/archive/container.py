@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from pydantic import TypeAdapter
 
-from layerscope.archive.blobs import FileWindow
+from layerscope.archive.blobs import FileWindow, location_in
 from layerscope.archive.documents import MAX_JSON_BYTES, parse
 from layerscope.archive.tarstream import Kind, TarEntry, TarReader, normalize
 from layerscope.errors import ArchiveError, SourceError
@@ -94,6 +94,11 @@ class TarContainer:
         if entry.offset + entry.size > os.fstat(self._fd).st_size:
             raise ArchiveError(f"{self.path}: {name!r} is truncated")
         return FileWindow(self._fd, entry.offset, entry.size)
+
+    def location(self, name: str) -> tuple[int, int, int, int]:
+        """Where the member's bytes lie (LayerBlob.location)."""
+        entry = self.resolve(name)
+        return location_in(self._fd, entry.offset, entry.size)
 
     def size_of(self, name: str) -> int:
         return self.resolve(name).size

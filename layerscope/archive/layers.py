@@ -6,14 +6,17 @@ import io
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from layerscope.archive.blobs import Compression, decompressed, sniff
+from layerscope.archive.blobs import Compression, Location, decompressed, sniff
 from layerscope.archive.probe import Probing, look_into
 from layerscope.archive.tarstream import BLOCK, Entry, Kind, TarReader
 from layerscope.errors import ArchiveError
 from layerscope.image import Capture, Captures, LayerBlob, LayerScan, Refusal, never_capture
 from layerscope.parallel import Forked, first_ready
+
+if TYPE_CHECKING:
+    from layerscope.archive.headstart import HeadStart
 
 __all__ = [
     "MAX_IMAGE_CAPTURE",
@@ -172,6 +175,7 @@ class _Task:
     keys: list[str]
     blobs: list[LayerBlob]
     size: int
+    batch: bool = True  # may take more small blobs
 
 
 class LayerScanner:
@@ -187,24 +191,31 @@ class LayerScanner:
     the end): leaving early stops every worker at once."""
 
     def __init__(
-        self, blobs: Sequence[LayerBlob], capture: Capture = never_capture, workers: int | None = None
+        self,
+        blobs: Sequence[LayerBlob],
+        capture: Capture = never_capture,
+        workers: int | None = None,
+        head_start: HeadStart | None = None,
     ) -> None:
         self._blobs = list(blobs)
         self._capture = capture
         self._workers = workers or os.cpu_count() or 1
         self._key = [blob.identity or f"#{i}" for i, blob in enumerate(self._blobs)]
-        self._tasks, self._task_of = self._plan()
+        self._tasks, self._task_of = self._plan(head_start.where if head_start is not None else None)
         self._waiting = set(range(len(self._tasks)))
-        self._running: dict[int, Forked[list[LayerScan]]] = {}
+        self._running: dict[int, Forked[list[LayerScan] | None]] = {}
         self._done: dict[str, LayerScan] = {}
         self._last_use = {key: i for i, key in enumerate(self._key)}
         # The biggest task is the critical path: the others run at a lower priority so that it,
         # and the caller stacking finished layers, get the cores first.
         sizes = [task.size for task in self._tasks]
         self._critical = sizes.index(max(sizes)) if sizes else -1
+        if head_start is not None:
+            self._adopt(head_start)
         self._fill()
 
-    def _plan(self) -> tuple[list[_Task], dict[str, int]]:
+    def _plan(self, guessed: Location | None) -> tuple[list[_Task], dict[str, int]]:
+        """Tasks in image order; the layer a head start walks is a task of its own (see _adopt)."""
         tasks: list[_Task] = []
         task_of: dict[str, int] = {}
         for key, blob in zip(self._key, self._blobs, strict=True):
@@ -212,15 +223,25 @@ class LayerScanner:
                 continue
             size = max(blob.stored_size, 0)
             last = tasks[-1] if tasks else None
-            small = size < _BATCH_BYTES
-            if small and last and last.size + size <= _BATCH_BYTES and len(last.blobs) < _BATCH_COUNT:
+            small = size < _BATCH_BYTES and (guessed is None or blob.location != guessed)
+            if small and last and last.batch and last.size + size <= _BATCH_BYTES and len(last.blobs) < _BATCH_COUNT:
                 last.keys.append(key)
                 last.blobs.append(blob)
                 last.size += size
             else:
-                tasks.append(_Task([key], [blob], size))
+                tasks.append(_Task([key], [blob], size, batch=small))
             task_of[key] = len(tasks) - 1
         return tasks, task_of
+
+    def _adopt(self, head_start: HeadStart) -> None:
+        """Take over the walk started before the image was opened when it is one of these layers;
+        else it is stopped now (it would only take a core)."""
+        for index, task in enumerate(self._tasks):
+            if len(task.blobs) == 1 and (job := head_start.claim(task.blobs[0], self._capture)) is not None:
+                self._waiting.discard(index)
+                self._running[index] = job
+                break
+        head_start.cancel()
 
     def _fill(self) -> None:
         while self._waiting and len(self._running) < self._workers:
@@ -250,6 +271,10 @@ class LayerScanner:
         except BaseException:
             child.cancel()
             raise
+        if scans is None:  # a head start that failed: read the layer again, so that its error names it
+            self._waiting.add(task)
+            self._fill()
+            return
         for key, scan in zip(self._tasks[task].keys, scans, strict=True):
             self._done[key] = scan
         self._fill()

@@ -42,7 +42,7 @@ class BlobImage(OpenedImage):
         self.workers = workers
 
     def scan(self, capture: Capture = never_capture) -> Generator[LayerScan, None, None]:
-        with LayerScanner(self.layers, capture, self.workers) as scanner:
+        with LayerScanner(self.layers, capture, self.workers, self.head_start) as scanner:
             yield from scanner
 
 

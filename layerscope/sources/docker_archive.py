@@ -89,6 +89,7 @@ def image_from_container(container: TarContainer, reference: str, options: Sourc
                 stored_size=member.size,
                 open=_opener(container, name),
                 identity=f"member:{member.offset}",  # links to one tar are one blob
+                location=container.location(name),
             )
         )
     image = BlobImage(reference, "docker-archive", config.as_dict(), layers)

@@ -50,6 +50,7 @@ class BlobStore(Protocol):
     def read_document(self, name: str, model: type[M] | TypeAdapter[M]) -> M: ...
     def size(self, name: str) -> int: ...
     def open(self, name: str) -> BinaryIO: ...
+    def location(self, name: str) -> tuple[int, int, int, int] | None: ...
     def close(self) -> None: ...
 
 
@@ -84,6 +85,9 @@ class DirectoryStore:
         self._fds.append(fd)
         return FileWindow(fd, 0, os.fstat(fd).st_size)  # type: ignore[return-value]
 
+    def location(self, name: str) -> tuple[int, int, int, int] | None:
+        return None  # nothing guesses at a layout's blobs before it is opened (archive/headstart.py)
+
     def close(self) -> None:
         while self._fds:
             os.close(self._fds.pop())
@@ -102,6 +106,9 @@ class ArchiveStore:
 
     def open(self, name: str) -> BinaryIO:
         return self._container.window(name)  # type: ignore[return-value]
+
+    def location(self, name: str) -> tuple[int, int, int, int] | None:
+        return self._container.location(name)
 
     def close(self) -> None:
         self._container.close()
@@ -268,6 +275,7 @@ def _image(store: BlobStore, reference: str, source: str, chosen: _Candidate) ->
                 stored_size=sizes[name],
                 open=functools.partial(store.open, name),
                 identity=descriptor.digest,
+                location=store.location(name),
             )
         )
     image = BlobImage(reference, source, config.as_dict(), layers)
