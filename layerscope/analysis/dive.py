@@ -23,6 +23,7 @@ from layerscope.archive.tarstream import Entry, Kind
 
 _WHITEOUT = ".wh."
 _DOUBLE_WHITEOUT = ".wh..wh.."
+_DROPPED_PART = "/" + _DOUBLE_WHITEOUT  # in a normalised path: a component dive drops
 
 
 class _DNode:
@@ -171,6 +172,46 @@ def _take_payload(lower: _DNode, name: str, child: _DNode, target: _DNode | None
         target.path = child.path
 
 
+class _Leaves:
+    """The leaves dive visits in one layer, from its entries alone (the tree _layer_tree builds has
+    the same leaves): `files`, path -> size, and `whiteouts`, the paths whiteout leaves remove.
+
+    A leaf is a path no other entry of the layer lies under; a path given twice keeps its last size.
+    dive drops every entry with a component that starts with `.wh..wh..` (opaque markers), but the
+    folders above that component are in its tree all the same: one that nothing else lies under is a
+    leaf of size 0 (unless the layer gives it an entry)."""
+
+    def __init__(self, entries: Sequence[Entry]) -> None:
+        folders: set[str] = set()  # every folder some node of the layer's tree lies under
+        sizes: dict[str, int] = {}
+        last = None  # tar members come grouped by folder: each folder's ancestors are added once
+        for path, _, size, _, _ in entries:
+            node = path
+            if _DROPPED_PART not in path:
+                sizes[path] = size
+            else:
+                node = path[: path.find(_DROPPED_PART)]
+                if node:
+                    sizes.setdefault(node, 0)
+            folder = node[: node.rfind("/")]
+            if folder == last:
+                continue
+            last = folder
+            while folder and folder not in folders:
+                folders.add(folder)
+                folder = folder[: folder.rfind("/")]
+        self.files: dict[str, int] = {}
+        self.whiteouts: list[str] = []
+        for path, size in sizes.items():
+            if path in folders or path == "/":  # dive has no node for "/" itself
+                continue
+            folder, _, name = path.rpartition("/")
+            if name.startswith(_WHITEOUT):
+                self.whiteouts.append(f"{folder}/{name[len(_WHITEOUT) :]}")
+            else:
+                self.files[path] = size
+
+
 @dataclass(frozen=True)
 class DiveFigures:
     efficiency: float
@@ -181,8 +222,11 @@ class DiveFigures:
 class DiveAccumulator:
     """dive's figures, one layer at a time: feed each layer's entries in image order, then ask.
 
-    Only the stacked tree of the layers so far and one path table are kept, so a caller can drop
-    each layer's entries as soon as it has been added."""
+    A layer is counted straight from its entries (see _Leaves). dive visits a layer's leaves in
+    order, but the order only matters when a whiteout's target is missing from the layers below,
+    which ends the visit early: only then is the layer's tree built and visited in dive's order.
+    The stacked tree of the layers below is only looked into by whiteouts, so it is built only when
+    a layer with whiteouts comes: until then the layers wait, as their entries (or their tree)."""
 
     def __init__(self) -> None:
         # Most paths are seen once: their size alone stands for dive's record (cumulative = minimum
@@ -192,15 +236,44 @@ class DiveAccumulator:
         self._once: dict[str, int] = {}
         self._stats: dict[str, list[int]] = {}
         self._stacked: _DNode | None = None
+        self._waiting: list[_DNode | Sequence[Entry]] = []  # layers not stacked yet, bottom first
 
     def add_layer(self, entries: Sequence[Entry]) -> None:
+        leaves = _Leaves(entries)
+        removed: list[tuple[str, _DNode]] = []
+        if leaves.whiteouts:
+            below = self._stacked_below()
+            found = [(path, _get(below, path[1:].split("/"))) for path in leaves.whiteouts] if below else []
+            removed = [(path, target) for path, target in found if target is not None]
+            if len(removed) < len(leaves.whiteouts):  # dive stops at the first target it misses
+                self._visit_in_order(entries, below)
+                return
+        for path, target in removed:
+            self._register(path)
+            self._count(path, target.total() if target.is_dir else 0)
+        once, stats = self._once, self._stats
+        for path, size in leaves.files.items():
+            if path in once or path in stats:
+                self._count(path, size)
+            else:
+                once[path] = size  # the common case, inlined: a path seen for the first time
+        self._waiting.append(entries)
+
+    def _visit_in_order(self, entries: Sequence[Entry], below: _DNode | None) -> None:
         tree = _layer_tree(entries)
-        below = tree if self._stacked is None else self._stacked
         with contextlib.suppress(_AbortLayer):
-            self._visit(tree, below)
-        if self._stacked is None:
-            self._stacked = tree.copy()
-        _stack(self._stacked, tree)
+            self._visit(tree, tree if below is None else below)  # the first layer looks into itself
+        self._waiting.append(tree)
+
+    def _stacked_below(self) -> _DNode | None:
+        """The layers added so far, stacked the way dive stacks them; None before the first."""
+        for waiting in self._waiting:
+            tree = waiting if isinstance(waiting, _DNode) else _layer_tree(waiting)
+            if self._stacked is None:
+                self._stacked = tree.copy()
+            _stack(self._stacked, tree)
+        self._waiting.clear()
+        return self._stacked
 
     def _visit(self, root: _DNode, below: _DNode) -> None:
         """dive's visit of a layer's leaves: depth first, children in byte order (iteratively)."""
@@ -232,12 +305,16 @@ class DiveAccumulator:
         record[1] = size if record[1] < 0 else min(record[1], size)
         record[2] += 1
 
+    def _register(self, path: str) -> None:
+        """A whiteout's target gets a full record (dive registers it before looking anything up)."""
+        if path not in self._stats:
+            first = self._once.pop(path, None)
+            self._stats[path] = [0, -1, 0] if first is None else [first, first, 1]
+
     def _visit_whiteout(self, parts: list[str], below: _DNode) -> None:
         target_parts = [*parts[:-1], parts[-1][len(_WHITEOUT) :]]
         path = "/" + "/".join(target_parts)
-        if path not in self._stats:  # dive registers the path before looking anything up
-            first = self._once.pop(path, None)
-            self._stats[path] = [0, -1, 0] if first is None else [first, first, 1]
+        self._register(path)
         target = _get(below, target_parts)
         if target is None:
             raise _AbortLayer  # leaves this path's minimum at -1, as dive does
