@@ -20,6 +20,8 @@ from layerscope.archive.tarstream import Entry, Kind
 WHITEOUT = ".wh."
 _MAX_SYMLINKS = 40
 OPAQUE = ".wh..wh..opq"
+# Enum members looked up once: `Kind.DIR` costs 0.14 µs a time, and stacking runs per entry.
+_DIR, _FILE = Kind.DIR, Kind.FILE
 
 
 class Node:
@@ -34,7 +36,7 @@ class Node:
         self.added_in = layer  # layer that first created this path
         self.layer = layer  # layer whose copy is visible now
         self.modified_in: list[int] | None = None  # allocated on first change: most paths never change
-        self.children: dict[str, Node] | None = {} if kind == Kind.DIR else None
+        self.children: dict[str, Node] | None = {} if kind == _DIR else None
 
 
 @dataclass(frozen=True)
@@ -76,18 +78,17 @@ class UnionTree:
         layer = len(self.changes)
         change = LayerChange()
         self.changes.append(change)
-        for path, *_ in entries:
+        for entry in entries:
+            path = entry[0]
             if path.endswith(OPAQUE) and path.rsplit("/", 1)[-1] == OPAQUE:
                 self._make_opaque(path.rsplit("/", 1)[0] or "/", layer, change)
         for entry in entries:
-            name = entry[0].rsplit("/", 1)[-1]
-            if name == OPAQUE:
-                continue
+            folder, _, name = entry[0].rpartition("/")
             if name.startswith(WHITEOUT):
-                parent = entry[0].rsplit("/", 1)[0]
-                self._delete(f"{parent}/{name[len(WHITEOUT) :]}", layer, change, "deleted")
+                if name != OPAQUE:
+                    self._delete(f"{folder}/{name[len(WHITEOUT) :]}", layer, change, "deleted")
                 continue
-            self._add(entry, layer, change)
+            self._add(entry, folder or "/", name, layer, change)
         return change
 
     # -- lookups -------------------------------------------------------------------------------
@@ -160,14 +161,10 @@ class UnionTree:
             for name, child in (node.children or {}).items():
                 stack.append((f"{current}/{name}", child))
 
-    def _parent_dir(self, path: str, layer: int, change: LayerChange) -> Node:
-        """The directory that will hold `path`, creating missing parents (a non-directory in the way
-        is replaced, as a tar extractor would). Tar members come grouped by folder, so the last
-        folders are cached; any removal empties the cache."""
-        folder = path.rpartition("/")[0] or "/"
-        cached = self._dirs.get(folder)
-        if cached is not None:
-            return cached
+    def _parent_dir(self, folder: str, path: str, layer: int, change: LayerChange) -> Node:
+        """The directory `folder` that will hold `path`, creating missing parents (a non-directory in
+        the way is replaced, as a tar extractor would), remembered: tar members come grouped by
+        folder, so _add looks in `_dirs` first. Any removal empties it."""
         node = self._walk_to_parent(path, layer, change)
         self._dirs[folder] = node
         return node
@@ -189,16 +186,15 @@ class UnionTree:
             node = child
         return node
 
-    def _add(self, entry: Entry, layer: int, change: LayerChange) -> None:
+    def _add(self, entry: Entry, folder: str, name: str, layer: int, change: LayerChange) -> None:
         path, kind, size, link, _ = entry
         if path == "/":
             return
-        if kind != Kind.DIR:
+        if kind != _DIR:
             change.files += 1
         change.size += size
-        parent = self._parent_dir(path, layer, change)
+        parent = self._dirs.get(folder) or self._parent_dir(folder, path, layer, change)
         assert parent.children is not None
-        name = path.rsplit("/", 1)[-1]
         old = parent.children.get(name)
         if old is None:
             parent.children[name] = self.paths[path] = Node(kind, size, layer, link)
@@ -207,16 +203,16 @@ class UnionTree:
         change.modified_bytes += size
         if old.layer != layer:
             old.modified_in = [*(old.modified_in or []), layer]
-        if kind == Kind.DIR and old.kind == Kind.DIR:
+        if kind == _DIR and old.kind == _DIR:
             old.layer = layer
             return
-        if old.kind == Kind.FILE:
+        if old.kind == _FILE:
             self.removed.append(RemovedFile(path, old.size, old.layer, layer, "overwritten"))
         elif old.children:
             for child_name, child in old.children.items():
                 self._record_removal(f"{path}/{child_name}", child, layer, change, "overwritten")
         old.kind, old.size, old.link, old.layer = kind, size, link, layer
-        old.children = {} if kind == Kind.DIR else None
+        old.children = {} if kind == _DIR else None
         self._dirs.clear()
 
 

@@ -19,6 +19,9 @@ from layerscope.catalogers import Package, catalog
 from layerscope.classify import CATEGORIES, DEFAULT_RULES, Classifier, FileFacts, Rule
 from layerscope.tree import Node, UnionTree
 
+# Plain globals for the loops over every path: `Kind.FILE` costs 0.15 µs a time (an enum class lookup).
+_FILE, _SYMLINK = Kind.FILE, Kind.SYMLINK
+
 
 class FinalFS:
     """The final filesystem: the union tree plus the captured content of metadata files."""
@@ -32,7 +35,7 @@ class FinalFS:
     def lookup(self, path: str, follow_last: bool = False) -> tuple[str, Node] | None:
         """`path` resolved to its canonical path and node, as UnionTree.resolve does, faster."""
         node = self.index.get(path)
-        if node is not None and (node.kind != Kind.SYMLINK or not follow_last):
+        if node is not None and (node.kind != _SYMLINK or not follow_last):
             return path, node
         return self.tree.resolve(path, follow_last=follow_last)
 
@@ -59,8 +62,7 @@ class FinalFS:
                     yield path, refusal  # only the final filesystem's copy matters
 
     def regular_files(self) -> Iterator[tuple[str, Node]]:
-        file = Kind.FILE
-        return ((path, node) for path, node in self.index.items() if node.kind == file)
+        return ((path, node) for path, node in self.index.items() if node.kind == _FILE)
 
 
 @dataclass
@@ -144,7 +146,7 @@ def _owned_files(fs: FinalFS, package: Package) -> Owned:
     owned = Owned(package)
     for listed in package.files:
         found = fs.lookup(listed)
-        if found is not None and found[1].kind == Kind.FILE and found[0] not in owned.paths:
+        if found is not None and found[1].kind == _FILE and found[0] not in owned.paths:
             owned.paths.add(found[0])
             owned.size += found[1].size
     return owned
@@ -192,7 +194,7 @@ def _files_under(tree: UnionTree, folder: str) -> Iterable[tuple[str, Node]]:
         prefix, node = stack.pop()
         for name, child in (node.children or {}).items():
             path = posixpath.join(prefix, name)
-            if child.kind == Kind.FILE:
+            if child.kind == _FILE:
                 yield path, child
             elif child.children is not None:
                 stack.append((path, child))

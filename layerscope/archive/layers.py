@@ -40,6 +40,7 @@ _BACKGROUND_NICE = 5
 # Blobs smaller than this are read several to a worker: a fork costs more than reading them.
 _BATCH_BYTES = 4 << 20
 _BATCH_COUNT = 512
+_FILE = Kind.FILE  # a plain global: the walk tests it per member, and `Kind.FILE` costs 0.15 µs a time
 _DRAIN_CHUNK = 1 << 20
 
 
@@ -130,7 +131,7 @@ def read_entries(stream: BinaryIO, what: str, seekable: bool, capture: Capture) 
     for entry in reader:
         append(entry)
         path, kind, size = entry[0], entry[1], entry[2]
-        if kind != Kind.FILE:
+        if kind != _FILE:
             continue
         limit = capture(path)
         if not limit:

@@ -52,6 +52,11 @@ class Kind(IntEnum):
     OTHER = 4  # devices, fifos
 
 
+# Members as plain globals for the loops that test a kind per tar member or per path: `Kind.FILE` is
+# an attribute lookup on the enum class that costs 0.15 µs, a global 0.02 µs.
+_FILE, _OTHER = Kind.FILE, Kind.OTHER
+
+
 class TarEntry(NamedTuple):
     """One member of a tar: its normalised absolute path, kind, data size and link target."""
 
@@ -305,16 +310,16 @@ class TarReader:
                 name, link, size, stored = self._apply_rare(flag, header, name, link, size, *extended_headers)
                 long_name = long_link = None
                 pax = {}
-            kind = kinds.get(flag, Kind.OTHER)
+            kind = kinds.get(flag, _OTHER)
             if name.startswith((".", "/")) or "/." in name or "//" in name:
                 path = normalize(name)
             else:
                 path = "/" + name.rstrip("/")
             offset = self._pos
             if plain:
-                yield (path, kind, size if kind == Kind.FILE else 0, link, offset)  # type: ignore[misc]
+                yield (path, kind, size if kind == _FILE else 0, link, offset)  # type: ignore[misc]
             else:
-                yield TarEntry(path, kind, size if kind == Kind.FILE else 0, link, offset)
+                yield TarEntry(path, kind, size if kind == _FILE else 0, link, offset)
             if self._pos == offset:  # the consumer did not read the data: skip it
                 # links, directories, devices and fifos carry no data whatever their size field says
                 data_size = 0 if flag in header_only else stored
