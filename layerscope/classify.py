@@ -34,7 +34,9 @@ class FileFacts:
     py_owner: Package | None
     layer: int = 0  # index of the layer whose copy is visible
     python_site: bool = False  # under a folder Python distributions are installed in (site-packages, pip --target)
-    rule: Rule | None = None  # set once, by the classifier
+    rule: Rule | None = None  # set once, by place()
+    # the rule's category, kept beside it: findings and totals read it for every file, several times
+    category: str = ""
 
     @property
     def owned(self) -> bool:
@@ -45,9 +47,8 @@ class FileFacts:
         assert self.rule is not None, "classified files only"
         return self.rule
 
-    @property
-    def category(self) -> str:
-        return self.placed_by.category
+    def place(self, rule: Rule) -> None:
+        self.rule, self.category = rule, rule.category
 
 
 def _globs(patterns: tuple[str, ...]) -> re.Pattern[str] | None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import posixpath
 from pathlib import Path
 
 from catalog_files import by_name, catalog_of
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from layerscope.catalogers import wanted
 from layerscope.catalogers.python import PythonCataloger
@@ -82,3 +85,31 @@ def test_installed_files_txt_is_relative_to_the_egg_info_folder() -> None:
     files = {f"{folder}/PKG-INFO": b"Name: six\nVersion: 1.16.0\n", f"{folder}/installed-files.txt": b"../six.py\n"}
     [package] = catalog_of(files)[0]
     assert package.files == ("/usr/lib/python3/dist-packages/six.py",)
+
+
+_RECORD_TEXT = st.text(alphabet='ab/.,"\\\0 \t=-_', max_size=40)
+_RECORD_ROW = st.builds(
+    ",".join, st.tuples(st.text(alphabet='ab/."\0 ,', max_size=12), st.sampled_from(["", "sha256=x"]), st.just("1"))
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(lines=st.lists(st.one_of(_RECORD_ROW, _RECORD_TEXT), max_size=8))
+def test_record_lines_read_as_csv_reads_them(lines: list[str]) -> None:
+    """The RECORD reader splits plain lines itself: what it keeps is what csv and normpath give."""
+    folder = f"{SITE}/x-1.dist-info"
+    data = "\n".join(lines).encode()
+    files = {f"{folder}/METADATA": b"Name: x\nVersion: 1\n", f"{folder}/RECORD": data}
+    packages, _ = catalog_of(files)
+    expected = []
+    for line in data.decode().splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = next(csv.reader([line]))
+        except csv.Error:
+            continue
+        if len(row) == 3 and row[0]:
+            expected.append(posixpath.normpath(posixpath.join(SITE, row[0])))
+    listed = list(packages[0].files) if packages else []
+    assert listed == expected

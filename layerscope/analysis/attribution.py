@@ -137,18 +137,25 @@ def attribute(fs: FinalFS, rules: tuple[Rule, ...] = DEFAULT_RULES) -> Attributi
         facts = FileFacts(
             path, node.size, os_owner.get(path), py_owner.get(path), node.layer, bool(sites) and path.startswith(sites)
         )
-        facts.rule = classify(facts)
+        facts.place(classify(facts))
         files[path] = facts
     return Attribution(packages=owned, files=files, warnings=warnings)
 
 
 def _owned_files(fs: FinalFS, package: Package) -> Owned:
     owned = Owned(package)
+    index, paths = fs.index, owned.paths
     for listed in package.files:
-        found = fs.lookup(listed)
-        if found is not None and found[1].kind == _FILE and found[0] not in owned.paths:
-            owned.paths.add(found[0])
-            owned.size += found[1].size
+        # FinalFS.lookup inlined (a package lists thousands of paths): most are canonical already
+        node = index.get(listed)
+        if node is None:
+            found = fs.tree.resolve(listed)
+            if found is None:
+                continue
+            listed, node = found
+        if node.kind == _FILE and listed not in paths:
+            paths.add(listed)
+            owned.size += node.size
     return owned
 
 
@@ -192,8 +199,9 @@ def _files_under(tree: UnionTree, folder: str) -> Iterable[tuple[str, Node]]:
     stack = [found]
     while stack:
         prefix, node = stack.pop()
+        base = prefix if prefix.endswith("/") else prefix + "/"  # what posixpath.join does, per folder
         for name, child in (node.children or {}).items():
-            path = posixpath.join(prefix, name)
+            path = base + name
             if child.kind == _FILE:
                 yield path, child
             elif child.children is not None:

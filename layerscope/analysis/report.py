@@ -134,11 +134,11 @@ def _final_filesystem(fs: FinalFS, top: int) -> tuple[int, int, list[LargeFile]]
         files += 1
         if node.kind != regular:
             continue
-        squashed += node.size
-        item = (node.size, path, node.layer)
+        size = node.size
+        squashed += size
         if len(heap) < top:
-            heapq.heappush(heap, item)
-        elif heap and item > heap[0]:  # heap is empty when top is 0
+            heapq.heappush(heap, (size, path, node.layer))
+        elif heap and size >= heap[0][0] and (item := (size, path, node.layer)) > heap[0]:  # empty when top is 0
             heapq.heapreplace(heap, item)
     largest = [LargeFile(path=p, size=s, layer=layer) for s, p, layer in sorted(heap, key=lambda t: (-t[0], t[1]))]
     return squashed, files, largest

@@ -114,19 +114,33 @@ def _record(folder: str, site: str, files: FileSource, problems: Problems) -> li
     if data is None:
         return []
     paths = []
+    base = site if site.endswith("/") else site + "/"
     for number, line in enumerate(data.decode("utf-8", "backslashreplace").splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            row = next(csv.reader([line]))
-        except csv.Error as exc:  # e.g. a field over csv's 128 kB limit, a stray quote
-            problems.add(f"RECORD line {number}: unreadable ({exc})")
-            continue
+        if '"' in line or "\0" in line or len(line) > _PLAIN_LINE:
+            try:
+                row = next(csv.reader([line]))
+            except csv.Error as exc:  # e.g. a field over csv's 128 kB limit, a stray quote
+                problems.add(f"RECORD line {number}: unreadable ({exc})")
+                continue
+        else:  # no quoting: what csv would make of it (most lines; csv per line costs 1 µs more)
+            row = line.split(",")
         if len(row) != 3 or not row[0]:
             problems.add(f"RECORD line {number}: not `path,hash,size` ({printable(line)})")
             continue
-        paths.append(posixpath.normpath(posixpath.join(site, row[0])))
+        paths.append(_under(base, row[0]))
     return paths
+
+
+_PLAIN_LINE = 4096  # longer lines go through csv, which knows its own field limit
+
+
+def _under(base: str, path: str) -> str:
+    """normpath(join(base, path)), with the common case (a plain relative path) done by hand."""
+    if path.startswith(("/", ".")) or "/." in path or "//" in path or path.endswith("/"):
+        return posixpath.normpath(posixpath.join(base, path))
+    return base + path
 
 
 def _installed_files(folder: str, files: FileSource) -> list[str]:
