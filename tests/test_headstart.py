@@ -21,13 +21,39 @@ from layerscope.analysis.captures import layer_capture
 from layerscope.archive import headstart
 from layerscope.archive.blobs import FileWindow, location_in
 from layerscope.cli import _archive_file, main
-from layerscope.image import LayerBlob
+from layerscope.image import LayerBlob, LayerScan
+from layerscope.parallel import Forked
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 
 
+class _Watched:
+    """A walk taken over by the scanner, noting whether it gave a result (None: it failed)."""
+
+    def __init__(self, job: Forked[list[LayerScan] | None], walked: list[bool]) -> None:
+        self._job = job
+        self._walked = walked
+
+    def fileno(self) -> int | None:
+        return self._job.fileno()
+
+    def cancel(self) -> None:
+        self._job.cancel()
+
+    def result(self) -> list[LayerScan] | None:
+        scans = self._job.result()
+        self._walked.append(scans is not None)
+        return scans
+
+
 @pytest.fixture
-def claims(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+def walked() -> list[bool]:
+    """For each walk the scanner took over and waited for: whether it gave the layer's scan."""
+    return []
+
+
+@pytest.fixture
+def claims(monkeypatch: pytest.MonkeyPatch, walked: list[bool]) -> list[bool]:
     """Guess on archives of any size, and record whether each offer of a layer was taken."""
     monkeypatch.setattr(headstart, "WORTH_GUESSING", 1)
     taken: list[bool] = []
@@ -36,7 +62,7 @@ def claims(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     def claim(self: headstart.HeadStart, blob: LayerBlob, capture: object) -> object:
         job = original(self, blob, capture)  # type: ignore[arg-type]
         taken.append(job is not None)
-        return job
+        return None if job is None else _Watched(job, walked)
 
     monkeypatch.setattr(headstart.HeadStart, "claim", claim)
     return taken
@@ -86,11 +112,12 @@ def _archives(tmp_path: Path) -> dict[str, Path]:
     "name", ["docker-legacy.tar", "oci-zstd.tar", "before.tar", "oci-gzip.tar", "oci-none.tar", "docker-v25.tar"]
 )
 def test_the_report_is_the_same_with_and_without_the_guess(
-    name: str, tmp_path: Path, claims: list[bool], monkeypatch: pytest.MonkeyPatch
+    name: str, tmp_path: Path, claims: list[bool], walked: list[bool], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = _archives(tmp_path)[name]
     guessed = _report(path, tmp_path / "guessed.json", "--no-cache")
     assert claims.count(True) == 1  # the biggest member is a layer, and its walk was taken over
+    assert walked == [True]  # and its scan is the one the report was made of
     assert guessed == _without_guessing(path, tmp_path / "plain.json", monkeypatch, "--no-cache")
     assert not parallel._LIVE
 
@@ -124,7 +151,11 @@ def test_a_member_that_is_no_layer_is_stopped(
 
 
 def test_a_failing_walk_gives_the_usual_error(
-    tmp_path: Path, claims: list[bool], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    claims: list[bool],
+    walked: list[bool],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The biggest layer is corrupt (a header checksum is wrong): the walk fails in the head start, the
     layer is read again, and the error names it as the manifest does."""
@@ -142,6 +173,29 @@ def test_a_failing_walk_gives_the_usual_error(
     plain = capsys.readouterr().err
     assert guessed == plain
     assert f"{path}:1/layer.tar" in plain and plain.count("\n") == 1
+    assert walked == [False]  # the walk failed and gave nothing: the error is the second read's
+    assert not parallel._LIVE
+
+
+def test_two_bad_layers_the_first_is_named(
+    tmp_path: Path, claims: list[bool], walked: list[bool], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The biggest layer, first in the image, is bad near its end; the next one is bad at once. The
+    failed walk has the first read twice: the error must still name the first bad layer."""
+    big = tar_layer([("file", f"/data/f{i}", 100) for i in range(3000)])
+    with tarfile.open(fileobj=io.BytesIO(big)) as tar:
+        last = tar.getmembers()[-1].offset
+    broken = bytearray(big)
+    broken[last + 148 : last + 156] = b"0000000\0"
+    small = bytearray(tar_layer([("file", "/etc/a", 10)]))
+    small[148:156] = b"0000000\0"
+    path = tmp_path / "two-bad.tar"
+    path.write_bytes(image_of([bytes(broken), bytes(small)]))
+    for _ in range(3):
+        assert main(["inspect", str(path), "-q", "--no-cache"]) == 2
+        error = capsys.readouterr().err
+        assert f"{path}:0/layer.tar" in error and "1/layer.tar" not in error
+    assert claims == [True] * 3 and walked == [False] * 3
     assert not parallel._LIVE
 
 

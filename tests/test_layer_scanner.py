@@ -15,6 +15,7 @@ from typing import BinaryIO
 import pytest
 
 from layerscope.archive.layers import LayerScanner
+from layerscope.errors import ArchiveError
 from layerscope.image import LayerBlob
 
 
@@ -97,3 +98,23 @@ def test_never_more_workers_alive_than_asked_for(tmp_path: Path) -> None:
         sampler.join()
     assert len(scans) == len(LAYERS)
     assert max(seen) == 2  # two at once were running (the sampler saw them), never three
+
+
+def _with_bad_checksum(data: bytes, header: int) -> bytes:
+    """`data` with the header at byte `header` given a checksum no header has."""
+    broken = bytearray(data)
+    broken[header + 148 : header + 156] = b"0000000\0"
+    return bytes(broken)
+
+
+def test_the_first_bad_layer_is_the_one_reported_whatever_ends_first() -> None:
+    """Layer 0 is bad near its end (found late), layer 1 at its first header (found at once): the
+    error is layer 0's, as reading the layers one by one would say, not that of whichever ends first."""
+    long = _layer([f"slow/f{n}" for n in range(20_000)])
+    with tarfile.open(fileobj=io.BytesIO(long)) as tar:
+        late = tar.getmembers()[-1].offset  # the last member's header
+    blobs = [_blob(0, _with_bad_checksum(long, late)), _blob(1, _with_bad_checksum(_layer(["fast/a"]), 0))]
+    for _ in range(3):
+        with pytest.raises(ArchiveError) as raised, LayerScanner(blobs, workers=2) as scanner:
+            list(scanner)
+        assert "layer0" in str(raised.value) and "layer1" not in str(raised.value)

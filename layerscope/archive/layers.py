@@ -206,6 +206,7 @@ class LayerScanner:
         self._waiting = set(range(len(self._tasks)))
         self._running: dict[int, Forked[list[LayerScan] | None]] = {}
         self._done: dict[str, LayerScan] = {}
+        self._failed: dict[int, Exception] = {}  # raised when the caller reaches the task (see _finish)
         self._last_use = {key: i for i, key in enumerate(self._key)}
         # The biggest task is the critical path: the others run at a lower priority so that it,
         # and the caller stacking finished layers, get the cores first.
@@ -263,12 +264,23 @@ class LayerScanner:
         while task in self._running or task in self._waiting:
             wanted = task if task in self._running else None  # else it waits for a free worker
             for done in first_ready(self._running, wanted):
-                self._finish(done)
+                if done in self._running:  # not cancelled by a failure of an earlier one
+                    self._finish(done)
 
     def _finish(self, task: int) -> None:
         child = self._running.pop(task)
         try:
             scans = child.result()
+        except Exception as exc:
+            # Kept for the caller to meet in image order, not raised now: the run ends with the error
+            # of the first bad layer whatever the workers' timing (a head start that failed reads its
+            # layer twice, and a later bad layer would often fail first). Later tasks are not needed.
+            self._failed[task] = exc
+            self._waiting = {index for index in self._waiting if index < task}
+            for index in [index for index in self._running if index > task]:
+                self._running.pop(index).cancel()
+            self._fill()
+            return
         except BaseException:
             child.cancel()
             raise
@@ -284,7 +296,10 @@ class LayerScanner:
         try:
             for index, key in enumerate(self._key):
                 if key not in self._done:
-                    self._collect(self._task_of[key])
+                    task = self._task_of[key]
+                    self._collect(task)
+                    if task in self._failed:
+                        raise self._failed[task]
                 scan = self._done[key] if self._last_use[key] > index else self._done.pop(key)
                 yield scan
         finally:
