@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -295,3 +297,30 @@ def test_any_file_gives_a_guess_or_none_and_never_an_error(tmp_path: Path, data:
     if started is not None:
         started.cancel()
     assert not parallel._LIVE
+
+
+_ONE_DESCRIPTOR_LEFT = """
+import os, resource, sys
+from layerscope.analysis.captures import layer_capture
+from layerscope.archive import headstart
+headstart.WORTH_GUESSING = 1
+spare = os.open(os.devnull, os.O_RDONLY)  # the lowest free number: the archive gets it, the pipe none
+os.close(spare)
+resource.setrlimit(resource.RLIMIT_NOFILE, (spare + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+before = sorted(os.listdir("/proc/self/fd"))
+started = headstart.head_start(sys.argv[1], layer_capture(True))
+print(started is None, sorted(os.listdir("/proc/self/fd")) == before)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="lists descriptors through /proc")
+def test_no_pipe_for_the_walk_means_no_guess_and_no_leak(tmp_path: Path) -> None:
+    """The archive opens but the walk's pipe cannot be made (descriptor limit): no guess, nothing
+    left open, and the run goes on as without the head start."""
+    path = tmp_path / "image.tar"
+    path.write_bytes(image_of([tar_layer([("file", "/a", 5000)])]))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _ONE_DESCRIPTOR_LEFT, str(path)], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.stdout.split() == ["True", "True"], done.stderr

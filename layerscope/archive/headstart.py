@@ -88,7 +88,11 @@ def head_start(path: str, capture: Capture) -> HeadStart | None:
     if biggest is None:
         os.close(fd)
         return None
-    return HeadStart(fd, location_in(fd, *biggest), capture)
+    try:
+        return HeadStart(fd, location_in(fd, *biggest), capture)
+    except OSError:  # no pipe or no fork (descriptor or process limits): the run goes on without a guess
+        os.close(fd)
+        return None
 
 
 def _biggest_member(fd: int) -> tuple[int, int] | None:
