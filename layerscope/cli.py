@@ -218,15 +218,20 @@ def _inspection(args: argparse.Namespace, reference: str, image: str | None, lab
 
 def _archive_file(reference: str) -> str | None:
     """The file a reference names when it may be an image archive (a guess: the source decides)."""
-    for scheme in ("docker-archive:", "oci-archive:"):
-        if reference.startswith(scheme):
-            reference = reference.removeprefix(scheme)
-            break
+    candidates = [reference]
+    if reference.startswith("docker-archive:"):
+        candidates = [reference.removeprefix("docker-archive:")]
+    elif reference.startswith("oci-archive:"):
+        location = reference.removeprefix("oci-archive:")
+        candidates = [location, location.rpartition(":")[0]]  # oci-archive:PATH:TAG
+    return next((path for path in candidates if path and path != "-" and _is_regular(path)), None)
+
+
+def _is_regular(path: str) -> bool:
     try:
-        regular = reference != "-" and stat.S_ISREG(os.stat(reference).st_mode)
+        return stat.S_ISREG(os.stat(path).st_mode)
     except (OSError, ValueError):
-        regular = False
-    return reference if regular else None
+        return False
 
 
 def _source_options(args: argparse.Namespace, image: str | None) -> SourceOptions:

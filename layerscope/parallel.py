@@ -170,7 +170,22 @@ class _Child:
         try:
             return pickle.load(self._pipe)  # type: ignore[no-any-return]
         except (EOFError, pickle.UnpicklingError):
+            self._stopped_by_signal()
             return "err", RuntimeError("a worker process died without a result")
+
+    def _stopped_by_signal(self) -> None:
+        """A child that died of the Ctrl-C or SIGTERM sent to the whole process group: the parent was
+        asked to stop too, and says so (130 or 143), whether or not its own handler ran yet."""
+        if self._pid <= 0:
+            return
+        self._pipe.close()
+        _, status = os.waitpid(self._pid, 0)
+        _LIVE.pop(self._pid, None)
+        self._pid = -1
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT:
+            raise KeyboardInterrupt
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM:
+            raise Terminated
 
     def reap(self) -> None:
         """Wait for a child that has sent everything."""

@@ -267,6 +267,7 @@ def test_no_guess_on_small_or_odd_inputs(tmp_path: Path) -> None:
     assert _archive_file(f"docker-archive:{fifo}") is None
     assert _archive_file("-") is None and _archive_file("ubuntu:22.04") is None
     assert _archive_file(f"oci-archive:{SAMPLES / 'oci-zstd.tar'}") == str(SAMPLES / "oci-zstd.tar")
+    assert _archive_file(f"oci-archive:{SAMPLES / 'oci-zstd.tar'}:demo") == str(SAMPLES / "oci-zstd.tar")
 
 
 _VALID = image_of([tar_layer([("file", "/a", 700)]), tar_layer([("file", f"/b{i}", 900) for i in range(3)])])
