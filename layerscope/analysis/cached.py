@@ -303,6 +303,8 @@ def inspect_cached(
     known = bool(through.layers)  # config and layers known before any layer is read
     key = inspection_key(through, {"top": top, **options}) if known else None
     if key is not None and (hit := cache.get(key)) is not None:
+        if image.head_start is not None:
+            image.head_start.cancel()  # most likely nothing to read: its core is given back now
         found = decode_inspection(hit, image.reference)
         if found is not None:
             return found
