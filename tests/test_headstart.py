@@ -17,6 +17,7 @@ from builders import image_of, tar_layer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from make_samples import docker_v25, layer_tars, oci_archive
+from tarbytes import end, member, pax_member
 
 from layerscope import parallel
 from layerscope.analysis.captures import layer_capture
@@ -253,6 +254,22 @@ def test_claim_wants_the_same_place_and_the_same_capture(tmp_path: Path, monkeyp
         started.cancel()
     finally:
         os.close(fd)
+    assert not parallel._LIVE
+
+
+def test_no_guess_behind_megabytes_of_headers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tar whose members hide behind big pax headers is not indexed twice: no guess (the archive's
+    own reader still reads it, once)."""
+    monkeypatch.setattr(headstart, "WORTH_GUESSING", 1)
+    padding = [(b"comment", b"x" * 900_000)]
+    few = b"".join(pax_member(padding) + member(b"f%d" % i, b"y" * 600) for i in range(3)) + end()
+    many = b"".join(pax_member(padding) + member(b"f%d" % i, b"y" * 600) for i in range(10)) + end()
+    (tmp_path / "few.tar").write_bytes(few)
+    (tmp_path / "many.tar").write_bytes(many)
+    started = headstart.head_start(str(tmp_path / "few.tar"), layer_capture(True))
+    assert started is not None  # three megabytes of headers: still worth it
+    started.cancel()
+    assert headstart.head_start(str(tmp_path / "many.tar"), layer_capture(True)) is None
     assert not parallel._LIVE
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from layerscope.archive.blobs import FileWindow, Location, location_in
 from layerscope.archive.layers import scan_layer
-from layerscope.archive.tarstream import Kind, TarReader
+from layerscope.archive.tarstream import BLOCK, Kind, TarReader
 from layerscope.errors import LayerscopeError
 from layerscope.image import LayerBlob, LayerScan
 from layerscope.parallel import Forked
@@ -34,8 +34,10 @@ if TYPE_CHECKING:
 
 # Below this the whole image is read in a moment: a guess would save nothing.
 WORTH_GUESSING = 64 << 20
-# Image archives have a few members per layer; an outer tar with more is not worth indexing twice.
+# Image archives have a few members per layer, each behind a header or two: an outer tar with more
+# members, or more header bytes (hostile pax headers of 1 MiB each), is not worth indexing twice.
 _MAX_MEMBERS = 4096
+_MAX_HEADER_BYTES = 8 << 20
 
 
 class HeadStart:
@@ -102,8 +104,11 @@ def _biggest_member(fd: int) -> tuple[int, int] | None:
         return None
     best: tuple[int, int] | None = None
     whole = FileWindow(fd, 0, info.st_size)
+    headers = data_end = 0
     for count, entry in enumerate(TarReader(whole, "", seekable=True)):  # type: ignore[arg-type]
-        if count >= _MAX_MEMBERS:
+        headers += entry.offset - data_end  # what lies between a member's data and the next one's
+        data_end = entry.offset + -(-entry.size // BLOCK) * BLOCK
+        if count >= _MAX_MEMBERS or headers > _MAX_HEADER_BYTES:
             return None
         if entry.kind == Kind.FILE and entry.size >= WORTH_GUESSING and (best is None or entry.size > best[1]):
             best = entry.offset, entry.size
