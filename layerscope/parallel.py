@@ -100,6 +100,16 @@ def _keep_freed_memory() -> None:
         _LIBC.mallopt(_M_MMAP_THRESHOLD, _MMAP_ABOVE)
 
 
+def _release_freed_memory() -> None:
+    """In a child whose work is done: hand the buffers it kept (see _keep_freed_memory) back to the
+    kernel. The child lives on while its result is sent, which is when the parent grows with that
+    result and other children are still at work: the walk of a 1.3 GB gzip layer ended holding 23
+    MB of dirty pages, of which about 10 were its result. A no-op outside glibc."""
+    if _LIBC is not None:
+        with contextlib.suppress(AttributeError):
+            _LIBC.malloc_trim(0)
+
+
 def _die_with_parent(parent: int) -> None:
     """In a fresh child: default signal actions, and death when the parent dies."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -218,7 +228,12 @@ class Forked(Generic[T]):
         def body(write_fd: int) -> None:
             if nice:
                 os.nice(nice)
-            _reply(write_fd, lambda send: send(("ok", fn(*args))))
+            def produce(send: Callable[[tuple[str, Any]], None]) -> None:
+                result = fn(*args)
+                _release_freed_memory()  # before the result is sent: while it is, the parent grows
+                send(("ok", result))
+
+            _reply(write_fd, produce)
 
         self._child = _Child(body)
 
