@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import gc
 import os
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from layerscope import __version__
 from layerscope.errors import LayerscopeError, UsageError
@@ -538,6 +539,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         restore()
         gc.enable()
+
+
+def run() -> NoReturn:
+    """The command's entry point: main(), then an exit without the interpreter's teardown, which
+    frees the run's hundreds of thousands of objects one by one (0.09-0.14 s after an inspection of
+    lambda-geo before, against 0.02-0.04 s without it). Nothing is left to do by then but what
+    teardown would have done that matters: flush the output and stop any worker still alive. A
+    session of the TUI exits the usual way (Textual restores the terminal in its own exit handlers)."""
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse's --help and --version
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, int | None):
+            print(exc.code, file=sys.stderr)
+    if "textual" in sys.modules:
+        raise SystemExit(code)
+    from layerscope.parallel import stop_all
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # the reader went away, or the stream is closed
+            stream.flush()
+    stop_all()
+    os._exit(code)
 
 
 def _main(argv: Sequence[str] | None) -> int:

@@ -228,6 +228,7 @@ class Forked(Generic[T]):
         def body(write_fd: int) -> None:
             if nice:
                 os.nice(nice)
+
             def produce(send: Callable[[tuple[str, Any]], None]) -> None:
                 result = fn(*args)
                 _release_freed_memory()  # before the result is sent: while it is, the parent grows

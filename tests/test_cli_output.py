@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from builders import image_of, tar_layer
 
+from layerscope import __version__
 from layerscope.cli import main
 from layerscope.render.terminal import cut_words, escape
 
@@ -155,3 +156,33 @@ def test_error_messages_are_escaped(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["inspect", str(missing), "-q"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and not RAW_CONTROL.search(err) and "\\x1b[2J" in err
+
+
+def test_the_command_exits_with_main_s_code_and_all_its_output() -> None:
+    """`python -m layerscope` ends without the interpreter's teardown (cli.run): what it printed is
+    all there, the exit code is main's, argparse's own exits keep theirs."""
+    version = run("--version")
+    assert (version.returncode, version.stdout, version.stderr) == (0, f"layerscope {__version__}\n", "")
+    report = run("inspect", BEFORE, "--format", "json", "-q")
+    assert report.returncode == 0 and json.loads(report.stdout)["layers"]  # the whole document arrived
+    assert run("inspect", "/no/such/image.tar", "-q").returncode == 2
+    assert run("inspect").returncode == 2  # a usage error
+
+
+def test_a_reader_that_goes_away_is_no_error(tmp_path: Path) -> None:
+    """`layerscope inspect … | head -1`: the reader closes the pipe; the command says nothing more.
+    The report (3,000 largest files) is far bigger than a pipe holds, so the writer does meet the
+    closed pipe."""
+    image = tmp_path / "many.tar"
+    image.write_bytes(image_of([tar_layer([("file", f"/data/file-{i:05d}.bin", 10 + i) for i in range(3000)])]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "layerscope", "inspect", str(image), "--format", "json", "-q", "--top", "3000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.readline()
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == 0
+    assert err == b""
