@@ -111,9 +111,13 @@ def _release_freed_memory() -> None:
 
 
 def _die_with_parent(parent: int) -> None:
-    """In a fresh child: default signal actions, and death when the parent dies."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    """In a fresh child: default signal actions, and death when the parent dies. A signal the parent
+    ignores stays ignored: a shell starts `layerscope ... &` with SIGINT ignored so that a Ctrl-C
+    for the foreground job spares it, and a worker killed by that Ctrl-C would stop the parent as
+    an interrupt (see _Child._stopped_by_signal)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
     if _LIBC is not None:
         with contextlib.suppress(AttributeError):
             _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

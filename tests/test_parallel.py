@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -38,3 +41,30 @@ def test_a_child_killed_otherwise_is_a_failure() -> None:
     with pytest.raises(RuntimeError, match="died without a result"):
         Forked(_dies_of, signal.SIGKILL).result()
     assert not parallel._LIVE
+
+
+def _ready_then_result(ready: int) -> int:
+    os.write(ready, b"x")  # the child's signal dispositions are set by now
+    time.sleep(0.5)
+    return 42
+
+
+def test_a_parent_that_ignores_ctrl_c_keeps_its_workers_through_one() -> None:
+    """A shell starts `cmd &` with SIGINT ignored, so that a Ctrl-C for the foreground job spares it:
+    its workers must be spared as well, or the parent stops as if interrupted."""
+    script = """
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+from test_parallel import _ready_then_result
+from layerscope.parallel import Forked
+ready, told = os.pipe()
+job = Forked(_ready_then_result, told)
+os.read(ready, 1)
+os.killpg(os.getpgrp(), signal.SIGINT)  # what a Ctrl-C does to the terminal's foreground group
+print(job.result())
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60, start_new_session=True
+    )
+    assert (done.returncode, done.stdout) == (0, "42\n"), done.stderr
