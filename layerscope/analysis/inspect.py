@@ -48,7 +48,8 @@ def inspect_image(
             if id(scan.contents) not in counted:  # a blob used by several layers is held, and counted, once
                 counted.add(id(scan.contents))
                 captured = limit_image_captures(scan.contents, captured)
-            # the parent stacks layer N while the workers read N+1; then the entries can go
+            # the parent stacks layer N while the workers read N+1; then the scan lets go of its
+            # entries (dive's accumulator keeps them, instead of a tree, until whiteouts need one)
             tree.apply(scan.entries)
             dive.add_layer(scan.entries)
             if recorder is not None:
@@ -61,7 +62,7 @@ def inspect_image(
                 # workers read the other layers, rather than after the last one.
                 from layerscope.analysis import report
     figures = dive.figures([change.size for change in tree.changes])
-    del dive  # its tree of every path is not needed any more: let attribution reuse the memory
+    del dive  # its entries (or trees) of every layer are not needed any more: attribution reuses the memory
     from layerscope.analysis import report
 
     commands = layer_commands(image.config, len(scans))
