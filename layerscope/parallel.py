@@ -183,9 +183,12 @@ class _Child:
     def receive(self) -> tuple[str, Any]:
         try:
             return pickle.load(self._pipe)  # type: ignore[no-any-return]
-        except (EOFError, pickle.UnpicklingError):
+        except EOFError:
             self._stopped_by_signal()
             return "err", RuntimeError("a worker process died without a result")
+        except pickle.UnpicklingError:  # garbled, and the child may still be running: stop it first
+            self.cancel()
+            return "err", RuntimeError("a worker process sent a garbled result")
 
     def _stopped_by_signal(self) -> None:
         """A child that died of the Ctrl-C or SIGTERM sent to the whole process group: the parent was

@@ -68,3 +68,22 @@ print(job.result())
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60, start_new_session=True
     )
     assert (done.returncode, done.stdout) == (0, "42\n"), done.stderr
+
+
+def test_a_garbled_result_stops_the_child_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A result that does not unpickle (the pipe read as garbage: the parse is replaced here, as no
+    real child writes garbage) must not leave the parent waiting for a child that is still running."""
+    import pickle
+    import time
+
+    job = Forked(time.sleep, 60)
+
+    def garbled(_: object) -> object:
+        raise pickle.UnpicklingError("invalid load key")
+
+    monkeypatch.setattr(parallel.pickle, "load", garbled)
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="garbled result"):
+        job.result()
+    assert time.monotonic() - started < 10
+    assert not parallel._LIVE
