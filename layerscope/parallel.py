@@ -193,33 +193,27 @@ class _Child:
     def _stopped_by_signal(self) -> None:
         """A child that died of the Ctrl-C or SIGTERM sent to the whole process group: the parent was
         asked to stop too, and says so (130 or 143), whether or not its own handler ran yet."""
+        status = self.reap()
+        if status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT:
+            raise KeyboardInterrupt
+        if status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM:
+            raise Terminated
+
+    def reap(self) -> int | None:
+        """Wait for a child that has sent everything (or died); its wait status, None if reaped already."""
         if self._pid <= 0:
-            return
+            return None
         self._pipe.close()
         _, status = os.waitpid(self._pid, 0)
         _LIVE.pop(self._pid, None)
         self._pid = -1
-        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT:
-            raise KeyboardInterrupt
-        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM:
-            raise Terminated
-
-    def reap(self) -> None:
-        """Wait for a child that has sent everything."""
-        if self._pid > 0:
-            self._pipe.close()
-            os.waitpid(self._pid, 0)
-            _LIVE.pop(self._pid, None)
-            self._pid = -1
+        return status
 
     def cancel(self) -> None:
         if self._pid > 0:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._pid, signal.SIGKILL)
-            self._pipe.close()
-            os.waitpid(self._pid, 0)
-            _LIVE.pop(self._pid, None)
-            self._pid = -1
+            self.reap()
 
 
 class Forked(Generic[T]):

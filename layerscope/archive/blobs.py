@@ -95,12 +95,6 @@ class FileWindow(io.RawIOBase):
 Location = tuple[int, int, int, int]
 
 
-def location_in(fd: int, offset: int, length: int) -> Location:
-    """Where `length` bytes at `offset` of the open file `fd` lie."""
-    info = os.fstat(fd)
-    return info.st_dev, info.st_ino, offset, length
-
-
 _READ = frozenset(kind.value for kind in Compression)
 
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from pydantic import TypeAdapter
 
-from layerscope.archive.blobs import FileWindow, location_in
+from layerscope.archive.blobs import FileWindow, Location
 from layerscope.archive.documents import MAX_JSON_BYTES, parse
 from layerscope.archive.tarstream import Kind, TarEntry, TarReader, normalize
 from layerscope.errors import ArchiveError, SourceError
@@ -54,7 +54,9 @@ class TarContainer:
         except OSError as exc:
             raise SourceError(f"{path}: cannot open ({exc.strerror})") from None
         try:
-            whole = FileWindow(self._fd, 0, os.fstat(self._fd).st_size)
+            info = os.fstat(self._fd)
+            self._file = info.st_dev, info.st_ino  # what LayerBlob.location names the file by
+            whole = FileWindow(self._fd, 0, info.st_size)
             self._members: dict[str, TarEntry] = {}
             for entry in TarReader(whole, str(path), seekable=True):  # type: ignore[arg-type]
                 self._members[entry.path] = entry
@@ -95,10 +97,10 @@ class TarContainer:
             raise ArchiveError(f"{self.path}: {name!r} is truncated")
         return FileWindow(self._fd, entry.offset, entry.size)
 
-    def location(self, name: str) -> tuple[int, int, int, int]:
+    def location(self, name: str) -> Location:
         """Where the member's bytes lie (LayerBlob.location)."""
         entry = self.resolve(name)
-        return location_in(self._fd, entry.offset, entry.size)
+        return (*self._file, entry.offset, entry.size)
 
     def size_of(self, name: str) -> int:
         return self.resolve(name).size

@@ -22,7 +22,7 @@ import stat
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from layerscope.archive.blobs import FileWindow, Location, location_in
+from layerscope.archive.blobs import FileWindow, Location
 from layerscope.archive.layers import scan_layer
 from layerscope.archive.tarstream import BLOCK, Kind, TarReader
 from layerscope.errors import LayerscopeError
@@ -91,14 +91,14 @@ def head_start(path: str, capture: Capture) -> HeadStart | None:
         os.close(fd)
         return None
     try:
-        return HeadStart(fd, location_in(fd, *biggest), capture)
+        return HeadStart(fd, biggest, capture)
     except OSError:  # no pipe or no fork (descriptor or process limits): the run goes on without a guess
         os.close(fd)
         return None
 
 
-def _biggest_member(fd: int) -> tuple[int, int] | None:
-    """(offset, size) of the biggest regular member of the tar file `fd`, when worth a guess."""
+def _biggest_member(fd: int) -> Location | None:
+    """Where the biggest regular member of the tar file `fd` lies, when it is worth a guess."""
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         return None
@@ -112,9 +112,9 @@ def _biggest_member(fd: int) -> tuple[int, int] | None:
             return None
         if entry.kind == Kind.FILE and entry.size >= WORTH_GUESSING and (best is None or entry.size > best[1]):
             best = entry.offset, entry.size
-    if best is not None and best[0] + best[1] > info.st_size:
-        return None  # truncated: the archive's own checks will say so
-    return best
+    if best is None or best[0] + best[1] > info.st_size:
+        return None  # none worth it, or truncated: the archive's own checks will say so
+    return info.st_dev, info.st_ino, *best
 
 
 @contextlib.contextmanager

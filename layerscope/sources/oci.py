@@ -16,7 +16,7 @@ from typing import BinaryIO, Protocol, TypeVar
 
 from pydantic import TypeAdapter
 
-from layerscope.archive.blobs import FileWindow
+from layerscope.archive.blobs import FileWindow, Location
 from layerscope.archive.container import TarContainer, file_kind
 from layerscope.archive.documents import (
     MAX_JSON_BYTES,
@@ -50,7 +50,7 @@ class BlobStore(Protocol):
     def read_document(self, name: str, model: type[M] | TypeAdapter[M]) -> M: ...
     def size(self, name: str) -> int: ...
     def open(self, name: str) -> BinaryIO: ...
-    def location(self, name: str) -> tuple[int, int, int, int] | None: ...
+    def location(self, name: str) -> Location | None: ...
     def close(self) -> None: ...
 
 
@@ -85,7 +85,7 @@ class DirectoryStore:
         self._fds.append(fd)
         return FileWindow(fd, 0, os.fstat(fd).st_size)  # type: ignore[return-value]
 
-    def location(self, name: str) -> tuple[int, int, int, int] | None:
+    def location(self, name: str) -> Location | None:
         return None  # nothing guesses at a layout's blobs before it is opened (archive/headstart.py)
 
     def close(self) -> None:
@@ -107,7 +107,7 @@ class ArchiveStore:
     def open(self, name: str) -> BinaryIO:
         return self._container.window(name)  # type: ignore[return-value]
 
-    def location(self, name: str) -> tuple[int, int, int, int] | None:
+    def location(self, name: str) -> Location | None:
         return self._container.location(name)
 
     def close(self) -> None:
