@@ -77,7 +77,7 @@ def test_zstd_multi_frame() -> None:
 
 
 def test_stdlib_fallback_is_the_one_used(without_isal: None) -> None:
-    reader = blobs._gzip_reader(io.BytesIO(gzip.compress(b"abc")))  # type: ignore[arg-type]
+    reader = blobs.gzip_reader(io.BytesIO(gzip.compress(b"abc")))  # type: ignore[arg-type]
     assert isinstance(reader, gzip.GzipFile)
     assert reader.read() == b"abc"
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,7 +24,10 @@ from dive_tool import run_dive
 
 from layerscope.cli import main
 from layerscope.errors import EngineError
+from layerscope.sources import open_image
+from layerscope.sources.base import BlobImage
 from layerscope.sources.engine import _export
+from layerscope.sources.engine_store import ENGINE_READ, stored_image
 
 BUSYBOX = Path("/bin/busybox")
 BASE = "layerscope-test/busybox:base"  # shared by name between runs, imported once
@@ -205,3 +210,49 @@ def test_diff_engine_image_against_archive(
     assert [layer["shared"] for layer in got["layers_old"]] == [True, False, False, False]
     assert {f["id"] for f in got["findings"]["resolved"]} == {"deleted-in-later-layer"}
     assert main(["diff", IMAGE, str(archive), "-q", "--expect-reduction", f"{BIG + SMALL + 1}B"]) == 1
+
+
+def _store_report(capsys: pytest.CaptureFixture[str], reference: str) -> dict[str, Any]:
+    code = main(["inspect", reference, "--format", "json", "--quiet", "--no-cache"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def test_the_layer_store_gives_the_report_the_export_gives(
+    engine: Any, built: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read from the engine's layer store where this process can read it (root, overlay2): the
+    report, whiteouts and all, is the export's byte for byte."""
+    with open_image(IMAGE) as opened:
+        from_store = isinstance(opened, BlobImage)
+    attrs = engine.images.get(IMAGE).attrs
+    if not from_store:
+        if os.geteuid() == 0 and attrs["GraphDriver"]["Name"] == "overlay2":
+            pytest.fail("the engine's layer store is readable here, and was not read")
+        skip_or_fail("the engine's layer store cannot be read here (not root, or not overlay2)")
+    stored = _store_report(capsys, IMAGE)
+    monkeypatch.setenv(ENGINE_READ, "export")
+    with open_image(IMAGE) as opened:
+        assert not isinstance(opened, BlobImage)  # exported
+    assert _store_report(capsys, IMAGE) == stored
+
+
+def test_a_layer_store_it_cannot_trust_means_an_export(engine: Any, built: dict[str, str], tmp_path: Path) -> None:
+    """The store is found where the engine says the image's top layer lies: elsewhere, or with a
+    config that is not the image's, the image is exported instead."""
+    image = engine.images.get(IMAGE)
+    diff_ids = image.attrs["RootFS"]["Layers"]
+    upper = f"{tmp_path}/overlay2/{'a' * 64}/diff"
+    elsewhere = SimpleNamespace(
+        id=image.id, attrs={**image.attrs, "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": upper}}}
+    )
+    assert stored_image(engine, elsewhere, IMAGE, diff_ids) is None  # nothing there
+    configs = tmp_path / "image/overlay2/imagedb/content/sha256"
+    configs.mkdir(parents=True)
+    (configs / image.id.removeprefix("sha256:")).write_text(
+        json.dumps({"rootfs": {"type": "layers", "diff_ids": diff_ids}})
+    )
+    assert stored_image(engine, elsewhere, IMAGE, diff_ids) is None  # a config whose digest is not the image id
+    other_driver = SimpleNamespace(id=image.id, attrs={**image.attrs, "GraphDriver": {"Name": "vfs", "Data": {}}})
+    assert stored_image(engine, other_driver, IMAGE, diff_ids) is None

@@ -22,6 +22,7 @@ from layerscope.catalogers import wanted
 from layerscope.cli import main
 from layerscope.sources import open_image
 from layerscope.sources.base import host_platform_name
+from layerscope.sources.engine_store import ENGINE_READ
 
 BUSYBOX = Path("/bin/busybox")
 PREFIX = "layerscope-sources-test"
@@ -79,15 +80,21 @@ def report(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     return got  # type: ignore[no-any-return]
 
 
-def test_engine_report_equals_the_archive(archive: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("read", ["store", "export"])
+def test_engine_report_equals_the_archive(
+    archive: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, read: str
+) -> None:
+    monkeypatch.setenv(ENGINE_READ, read)
     via_engine = report(capsys, IMAGE)
     assert via_engine == report(capsys, str(archive))
     assert [layer["size"] for layer in via_engine["layers"][1:]] == SIZES  # what the Dockerfile wrote
 
 
-def test_layers_are_handed_over_before_the_export_ends(archive: Path) -> None:
+def test_layers_are_handed_over_before_the_export_ends(archive: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The manifest (and with it the config) comes last in the export: the first scan arriving
-    while the config is still unknown shows the layers were stacked as they streamed."""
+    while the config is still unknown shows the layers were stacked as they streamed. (Read
+    through the export even where the engine's layer store is readable.)"""
+    monkeypatch.setenv(ENGINE_READ, "export")
     with open_image(IMAGE) as image:
         assert image.layer_count == len(SIZES) + 1  # known up front, from the engine
         with closing(image.scan(wanted)) as scans:

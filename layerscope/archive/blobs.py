@@ -123,7 +123,7 @@ def unsupported(what: str, name: str) -> ArchiveError:
     return ArchiveError(f"{what}: unsupported compression {name} (layers must be gzip, zstd or uncompressed tar)")
 
 
-def _gzip_reader(raw: BinaryIO) -> BinaryIO:
+def gzip_reader(raw: BinaryIO) -> BinaryIO:
     try:
         from isal import igzip
     except ImportError:
@@ -173,7 +173,7 @@ def decompressed(raw: BinaryIO, what: str, kind: Compression | None = None) -> I
     if kind is Compression.NONE:
         yield raw, kind
         return
-    reader = _gzip_reader(raw) if kind is Compression.GZIP else _zstd_reader(raw)
+    reader = gzip_reader(raw) if kind is Compression.GZIP else _zstd_reader(raw)
     try:
         yield reader, kind
         _drain(reader)
@@ -181,7 +181,7 @@ def decompressed(raw: BinaryIO, what: str, kind: Compression | None = None) -> I
         # Garbage out of a decoder without checksums shows up as a broken tar: say where it came from.
         raise ArchiveError(f"{exc} (inside {kind.value}-compressed data)") from None
     except Exception as exc:
-        if not _is_decoder_error(exc):
+        if not is_decoder_error(exc):
             raise
         raise ArchiveError(f"{what}: corrupt or truncated {kind.value} data ({exc})") from None
 
@@ -195,6 +195,6 @@ def _drain(reader: BinaryIO) -> None:
         left -= len(chunk)
 
 
-def _is_decoder_error(exc: Exception) -> bool:
+def is_decoder_error(exc: Exception) -> bool:
     # isal raises IsalError and zstd ZstdError, neither derived from a stdlib error class.
     return isinstance(exc, OSError | EOFError | zlib.error) or type(exc).__name__ in {"IsalError", "ZstdError"}

@@ -95,13 +95,20 @@ def scan_layer(blob: LayerBlob, capture: Capture = never_capture) -> LayerScan:
         with decompressed(stream, blob.name, compression) as (layer, _):
             plain = seekable and compression is Compression.NONE
             entries, contents, end = read_entries(layer, blob.name, plain, capture)
-            if plain and end > blob.stored_size:
+            if plain and end > _length(raw, blob):
                 raise ArchiveError(f"{blob.name}: truncated tar (last member runs past the end of the blob)")
         if not seekable:
             _drain(raw)  # a verifying reader (a registry blob) checks its digest at the end
     finally:
         raw.close()
     return LayerScan(entries=entries, compression=compression, stored_size=blob.stored_size, contents=contents)
+
+
+def _length(raw: BinaryIO, blob: LayerBlob) -> int:
+    """Bytes of a seekable blob: what its reader says (a layer rebuilt from the engine's store
+    knows it only once read), else the size its source gave."""
+    length = getattr(raw, "length", None)
+    return length if isinstance(length, int) else blob.stored_size
 
 
 def _is_seekable(raw: BinaryIO) -> bool:

@@ -1,5 +1,7 @@
 """Images in a local Docker engine, read through the `docker` SDK (honours DOCKER_HOST).
 
+When this process can read the engine's layer store, the image is read from there, without an
+export (sources/engine_store.py). Otherwise:
 The engine exports the image as a `docker save` stream, which a worker reads once, front to back,
 while it arrives (SavedStreamImage): nothing is written to disk, and the engine's export speed is the
 limit. The engine's own list of diff_ids gives the layer order up front, so each layer is stacked
@@ -25,6 +27,7 @@ from layerscope.errors import EngineError
 from layerscope.image import OpenedImage, SourceOptions
 from layerscope.sources.base import check_platform, reject_options
 from layerscope.sources.docker_archive import SavedStreamImage
+from layerscope.sources.engine_store import stored_image
 
 _CHUNK = 4 << 20
 _ERROR_BYTES = 4096  # of an error response's body: the engine's message is a line of JSON
@@ -39,8 +42,11 @@ def open_engine_image(name: str, options: SourceOptions) -> OpenedImage:
         attrs = image.attrs
         check_platform(_platform(attrs), options.platform, name)
         order = _diff_ids(attrs, name)
+        stored = stored_image(client, image, name, order)
     finally:
         client.close()
+    if stored is not None:
+        return stored
     exported = image.tags[0] if image.tags else image.id  # what Image.save(named=True) exports
     opened = SavedStreamImage(name, "docker", lambda: _export(name, exported), SourceOptions(), order)
     opened.image_id = image.id  # the config's digest: what a cache knows this image by
