@@ -279,3 +279,32 @@ def test_fuzzed_records_end_in_an_archive_error_or_a_walk(tmp_path: Path, data: 
         _scan_of(functools.partial(TarSplitLayer, str(record), str(diff), WHAT))
     except ArchiveError as exc:
         assert str(exc).startswith(WHAT)
+
+
+def test_a_name_that_climbs_back_into_the_layer_is_read_where_the_engine_put_it(tmp_path: Path) -> None:
+    """`docker import` keeps a member `usr/x/../lib/...` as named in the record, and writes it at
+    usr/lib/... in the diff folder (the engine cleans the path): the export reads it, so must we."""
+    tar_bytes = _tar()
+    lines = _record(tar_bytes)
+    wanted = next(line for line in lines if str(line.get("name", "")).endswith("METADATA"))
+    wanted["name"] = wanted["name"].replace("usr/lib/", "usr/x/./../lib/", 1)
+    record, diff = _layer(tmp_path, tar_bytes, lines)
+    rebuilt = _scan_of(functools.partial(TarSplitLayer, str(record), str(diff), WHAT))
+    plain = _scan_of(lambda: io.BytesIO(tar_bytes), len(tar_bytes))
+    assert dict(rebuilt.contents) == dict(plain.contents) and len(rebuilt.contents) == 2  # METADATA, RECORD
+
+
+@pytest.mark.parametrize("name", ["usr/lib/a\u0000b", "usr/../../etc/passwd", "usr/lib/../..", "./"])
+def test_a_name_no_file_of_the_layer_can_have_is_refused(tmp_path: Path, name: str) -> None:
+    def edit(lines: list[dict[str, Any]]) -> None:
+        next(line for line in lines if str(line.get("name", "")).endswith("RECORD"))["name"] = name
+
+    _fails(*_edited(tmp_path, edit), "outside the layer")
+
+
+def test_a_raw_name_with_a_nul_is_refused(tmp_path: Path) -> None:
+    def edit(lines: list[dict[str, Any]]) -> None:
+        line = next(line for line in lines if str(line.get("name", "")).endswith("RECORD"))
+        line["name_raw"] = base64.b64encode(line.pop("name").encode() + b"\0x").decode()
+
+    _fails(*_edited(tmp_path, edit), "outside the layer")

@@ -223,8 +223,8 @@ class TarSplitLayer(io.RawIOBase):
     def _open(self, part: _Part) -> int:
         """The file `part.name` beneath the diff folder: no symlink followed, a regular file of the
         part's size, or an ArchiveError saying what the layer store holds instead."""
-        names = [name for name in part.name.split(b"/") if name not in (b"", b".")]
-        if not names or b".." in names:
+        names = _inside(part.name)
+        if names is None:
             raise ArchiveError(f"{self._what}: tar-split record names {_shown(part.name)}, outside the layer")
         folder = self._folder
         try:
@@ -257,6 +257,21 @@ class TarSplitLayer(io.RawIOBase):
             self._close_file()
             self._closing.close()
         super().close()
+
+
+def _inside(name: bytes) -> list[bytes] | None:
+    """The folders and file `name` leads to beneath the diff folder, resolved the way the engine
+    resolves it (a member `usr/x/../lib/f` of an imported tar lies at usr/lib/f); None for a name
+    that climbs out of the folder, names nothing, or holds a NUL (no file has one)."""
+    names: list[bytes] = []
+    for step in name.split(b"/"):
+        if step == b"..":
+            if not names:
+                return None
+            names.pop()
+        elif step not in (b"", b"."):
+            names.append(step)
+    return names if names and b"\0" not in name else None
 
 
 def _shown(name: bytes) -> str:
