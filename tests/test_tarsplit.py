@@ -12,6 +12,8 @@ import gzip
 import io
 import json
 import os
+import subprocess
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -308,3 +310,36 @@ def test_a_raw_name_with_a_nul_is_refused(tmp_path: Path) -> None:
         line["name_raw"] = base64.b64encode(line.pop("name").encode() + b"\0x").decode()
 
     _fails(*_edited(tmp_path, edit), "outside the layer")
+
+
+# Peak RSS of a child reading a record of long lines (a segment each: pax records of up to 1 MiB
+# make lines of a few MB), over its RSS before. Validating 512 such lines at once held them three
+# times over: 765 MB for 64 lines of 4 MB, from a record of 1 MB.
+_RECORD_BUDGET_MB = 96
+_LONG_LINES = 48
+_READ_RECORD = """
+import resource, sys
+from layerscope.archive.tarsplit import TarSplitLayer
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with TarSplitLayer(sys.argv[1], sys.argv[2], "img:layer 0") as layer:
+    first = layer.read(1024)
+    length = layer.length
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(first == bytes(1024), length, (after - before) // 1024)
+"""
+
+
+def test_a_record_of_long_lines_is_read_in_bounded_memory(tmp_path: Path) -> None:
+    segment = bytes((MAX_LINE - 100) // 4 * 3)  # zeros: end-of-archive blocks, as long as a line may be
+    payload = base64.b64encode(segment)
+    record = tmp_path / "tar-split.json.gz"
+    with gzip.open(record, "wb", compresslevel=1) as out:
+        for position in range(_LONG_LINES):
+            out.write(b'{"type": 2, "payload": "%s", "position": %d}\n' % (payload, position))
+    assert record.stat().st_size < _LONG_LINES * len(payload) // 100  # a bomb: over 100x
+    child = subprocess.run(
+        [sys.executable, "-c", _READ_RECORD, str(record), str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    first, length, grown_mb = child.stdout.split()
+    assert (first, int(length)) == ("True", _LONG_LINES * len(segment))
+    assert int(grown_mb) < _RECORD_BUDGET_MB, f"reading the record grew the process by {grown_mb} MB"

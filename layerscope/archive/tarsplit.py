@@ -39,6 +39,7 @@ _SEGMENT, _FILE = 2, 1
 # plus padding: base64 makes a line a third longer than its bytes.
 MAX_LINE = 4 << 20
 _BATCH = 512  # lines validated in one call: pydantic's per-call cost is paid once per batch
+_BATCH_BYTES = 1 << 20  # a batch is held three times over (lines, joined, decoded): keep it small
 _OPEN_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: a FIFO where a file was expected must not block the open; fstat then refuses it
 _OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -97,29 +98,36 @@ class TarSplitLayer(io.RawIOBase):
 
     def _read_pieces(self, lines: BinaryIO) -> Iterator[Piece]:
         expected = 0
-        while True:
-            batch = []
-            for _ in range(_BATCH):
-                line = self._line(lines)
-                if len(line) > MAX_LINE:
-                    raise ArchiveError(f"{self._what}: a line of its tar-split record is over {MAX_LINE} bytes")
-                if line.strip():
-                    batch.append(line)
-                if not line:
-                    break
-            if not batch:
-                return
-            try:
-                pieces = _PIECES.validate_json(b"[" + b",".join(batch) + b"]")
-            except ValidationError as exc:
-                problem = exc.errors(include_url=False, include_input=False)[0]
-                where = ".".join(str(part) for part in problem["loc"][1:])
-                raise ArchiveError(f"{self._what}: bad tar-split record ({where}: {problem['msg']})") from None
-            for piece in pieces:
+        while batch := self._batch(lines):
+            for piece in self._validated(batch):
                 if piece.position != expected:
                     raise ArchiveError(f"{self._what}: tar-split record out of order at entry {expected}")
                 expected += 1
                 yield piece
+
+    def _batch(self, lines: BinaryIO) -> list[bytes]:
+        """The next lines to validate in one call: up to _BATCH of them, and no more than
+        _BATCH_BYTES but for the last (a record of long lines is held a few at a time)."""
+        batch: list[bytes] = []
+        held = 0
+        while len(batch) < _BATCH and held < _BATCH_BYTES:
+            line = self._line(lines)
+            if len(line) > MAX_LINE:
+                raise ArchiveError(f"{self._what}: a line of its tar-split record is over {MAX_LINE} bytes")
+            if not line:
+                break
+            if line.strip():
+                batch.append(line)
+                held += len(line)
+        return batch
+
+    def _validated(self, batch: list[bytes]) -> list[Piece]:
+        try:
+            return _PIECES.validate_json(b"[" + b",".join(batch) + b"]")
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False, include_input=False)[0]
+            where = "".join(f"{part}: " for part in problem["loc"][1:2]) + ".".join(map(str, problem["loc"][2:]))
+            raise ArchiveError(f"{self._what}: bad tar-split record ({where}{problem['msg']})") from None
 
     def _line(self, lines: BinaryIO) -> bytes:
         try:
