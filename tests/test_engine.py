@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,7 +28,7 @@ from layerscope.errors import EngineError
 from layerscope.sources import open_image
 from layerscope.sources.base import BlobImage
 from layerscope.sources.engine import _export
-from layerscope.sources.engine_store import ENGINE_READ, stored_image
+from layerscope.sources.engine_store import ENGINE_READ, _chains, stored_image
 
 BUSYBOX = Path("/bin/busybox")
 BASE = "layerscope-test/busybox:base"  # shared by name between runs, imported once
@@ -256,3 +257,50 @@ def test_a_layer_store_it_cannot_trust_means_an_export(engine: Any, built: dict[
     assert stored_image(engine, elsewhere, IMAGE, diff_ids) is None  # a config whose digest is not the image id
     other_driver = SimpleNamespace(id=image.id, attrs={**image.attrs, "GraphDriver": {"Name": "vfs", "Data": {}}})
     assert stored_image(engine, other_driver, IMAGE, diff_ids) is None
+
+
+def _copied_store(engine: Any, reference: str, root: Path) -> SimpleNamespace:
+    """A copy of the store's files for `reference`, all readable by anyone but its busybox (as a
+    rootless engine's store is to its user: files of subordinate uids in the diff folders); the
+    image as the SDK describes it, with its top layer in the copy."""
+    image = engine.images.get(reference)
+    live, config = Path("/var/lib/docker"), "image/overlay2/imagedb/content/sha256/" + image.id.removeprefix("sha256:")
+    (root / config).parent.mkdir(parents=True)
+    shutil.copy(live / config, root / config)
+    upper = ""
+    for chain, _ in _chains(image.attrs["RootFS"]["Layers"]):
+        layer = "image/overlay2/layerdb/sha256/" + chain.removeprefix("sha256:")
+        shutil.copytree(live / layer, root / layer)
+        upper = f"overlay2/{(live / layer / 'cache-id').read_text().strip()}/diff"
+        shutil.copytree(live / upper, root / upper, symlinks=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(root)], check=True)
+    (root / upper / "bin/busybox").chmod(0o600)
+    attrs = {**image.attrs, "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": f"{root}/{upper}"}}}
+    return SimpleNamespace(id=image.id, attrs=attrs)
+
+
+def test_a_store_not_read_as_root_means_an_export(engine: Any) -> None:
+    """Whoever is not root may find a record readable and a file of its layer not: the image is
+    exported then, rather than failing halfway through its scan."""
+    if os.geteuid() != 0:
+        skip_or_fail("the copy of the layer store is made as root")
+    _base(engine)
+    with tempfile.TemporaryDirectory() as folder:  # not pytest's: its folders are root's alone
+        Path(folder).chmod(0o755)
+        _read_as_nobody(engine, Path(folder) / "store")
+
+
+def _read_as_nobody(engine: Any, root: Path) -> None:
+    image = _copied_store(engine, BASE, root)
+    local = SimpleNamespace(api=SimpleNamespace(base_url="http+docker://localhost"))
+    assert isinstance(stored_image(local, image, BASE, image.attrs["RootFS"]["Layers"]), BlobImage)  # root reads it
+    pid = os.fork()
+    if pid == 0:  # a child as nobody: 0 when the store is left alone, 1 when it is read (and fails)
+        code = 2  # anything raised: never back into pytest from a forked child
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            code = 0 if stored_image(local, image, BASE, image.attrs["RootFS"]["Layers"]) is None else 1
+        finally:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0

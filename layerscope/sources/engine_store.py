@@ -8,8 +8,8 @@ its diff_id, its tar-split record and the id of its diff folder (`overlay2/ID/di
 then read like the members of an archive, in parallel, and a layer tar is rebuilt only as far as the
 walk needs it (archive/tarsplit.py): the report is the one an export gives, byte for byte.
 
-Only a local engine with the overlay2 driver and the classic image store qualifies, and only when
-its files can be read (root, usually). In every other case (a remote engine, another driver, the
+Only a local engine with the overlay2 driver and the classic image store qualifies, and only for
+root (who can read every file of the store). In every other case (a remote engine, another driver, the
 containerd image store, a record missing, no permission) the caller exports the image as before;
 LAYERSCOPE_ENGINE_READ=export asks for the export whatever the store.
 """
@@ -40,6 +40,11 @@ def stored_image(client: Any, image: Any, name: str, diff_ids: list[str]) -> Blo
     """The engine image `image` (the SDK's, named `name`) from the layer store; None when the store
     cannot be read here, for any reason: the caller then exports it."""
     if os.environ.get(ENGINE_READ) == "export" or not str(client.api.base_url).startswith(_LOCAL):
+        return None
+    if os.geteuid() != 0:
+        # Only root may read every file of every diff folder: anyone else may meet, halfway through a
+        # scan, a file they cannot open (a rootless engine's files belong to subordinate uids), and a
+        # scan cannot fall back to the export then.
         return None
     root = _root(image.attrs)
     if root is None or not _ID.fullmatch(image.id.removeprefix("sha256:")):
