@@ -236,7 +236,7 @@ def test_a_file_the_store_holds_otherwise_is_refused(tmp_path: Path, kind: str) 
         wanted.mkdir()
     elif kind == "shorter":
         wanted.write_bytes(b"x")
-    says = "cannot be read" if kind in ("symlink", "missing") else "differs from its record"
+    says = "cannot be read" if kind == "missing" else "differs from its record"
     _fails(record, diff, says)
 
 

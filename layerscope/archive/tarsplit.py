@@ -241,6 +241,9 @@ class TarSplitLayer(io.RawIOBase):
                 if folder != self._folder:
                     os.close(folder)
                 folder = inner
+            # looked at before it is opened: opening a device node can have effects of its own
+            if not stat.S_ISREG(os.stat(names[-1], dir_fd=folder, follow_symlinks=False).st_mode):
+                raise ArchiveError(f"{self._what}: {_shown(part.name)} in the layer store differs from its record")
             fd = os.open(names[-1], _OPEN_FILE, dir_fd=folder)
         except OSError as exc:
             raise ArchiveError(
