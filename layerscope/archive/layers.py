@@ -187,9 +187,9 @@ class _Task:
 
 
 class LayerScanner:
-    """Scans layers in forked processes, `workers` at a time (tar parsing is pure Python: threads
-    would share one core), yielding them in image order so the caller can stack layer N while later
-    ones are read.
+    """Scans layers in forked processes, `workers` walks at a time (tar parsing is pure Python: threads
+    would share one core; a worker that has finished its walk may still be handing over its result),
+    yielding them in image order so the caller can stack layer N while later ones are read.
 
     Layers with the same blob identity are read once. Consecutive small blobs go to one worker as a
     batch (a fork costs milliseconds: 10,000 tiny layers must not cost 10,000 forks). The task holding
@@ -276,6 +276,11 @@ class LayerScanner:
 
     def _finish(self, task: int) -> None:
         child = self._running.pop(task)
+        # The worker has finished walking (it is sending its result): its slot is filled now, before
+        # the result is received. A worker forked once the main process holds the result shares its
+        # pages, and the stacking that follows touches every entry, copying them: the peak memory of
+        # lambda-geo before fell from 98-101 to 91-97 MB (gzip) and from 78-81 to 72-77 MB (docker save).
+        self._fill()
         try:
             scans = child.result()
         except Exception as exc:
