@@ -25,6 +25,18 @@ def _streams_then_dies_of(signum: int) -> Iterator[int]:
     _dies_of(signum)
 
 
+@pytest.fixture
+def ctrl_c_handled() -> Iterator[None]:
+    """SIGINT handled as Python does by default, whatever this test run inherited (a background job
+    of a shell script starts with SIGINT ignored, and workers keep a signal their parent ignores)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("ctrl_c_handled")
 @pytest.mark.parametrize(("signum", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
 def test_a_child_stopped_by_ctrl_c_or_sigterm_stops_the_parent_too(signum: int, raised: type[BaseException]) -> None:
     """Ctrl-C reaches the whole process group: a worker killed by it is the user's interrupt, not a

@@ -227,6 +227,13 @@ def slow(tmp_path_factory: pytest.TempPathFactory) -> str:
     return slow_layout(tmp_path_factory.mktemp("slow") / "oci")
 
 
+def _as_a_foreground_job() -> None:
+    """SIGINT as a terminal's foreground job gets it, whatever this test run inherited: a shell
+    starts a background job of a script (`.ci/run &`) with SIGINT ignored, and an ignored signal
+    stays ignored across exec, in the command and in its workers."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def started(reference: str, stdin: Any = None) -> Iterator[tuple[subprocess.Popen[str], list[int]]]:
     process = subprocess.Popen(
         [*COMMAND, reference, "-q", "--format", "json"],
@@ -236,6 +243,7 @@ def started(reference: str, stdin: Any = None) -> Iterator[tuple[subprocess.Pope
         text=True,
         cwd=ROOT,
         start_new_session=True,  # its own process group: a group signal reaches it and its workers only
+        preexec_fn=_as_a_foreground_job,
     )
     try:
         assert wait_for(lambda: children_of(process.pid), 30), "no worker started"
