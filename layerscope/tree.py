@@ -15,13 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from layerscope.archive.tarstream import Entry, Kind
+from layerscope.archive.tarstream import DIR, FILE, SYMLINK, Entry, Kind
 
 WHITEOUT = ".wh."
 _MAX_SYMLINKS = 40
 OPAQUE = ".wh..wh..opq"
-# Enum members looked up once: `Kind.DIR` costs 0.14 µs a time, and stacking runs per entry.
-_DIR, _FILE = Kind.DIR, Kind.FILE
 
 
 class Node:
@@ -36,7 +34,7 @@ class Node:
         self.added_in = layer  # layer that first created this path
         self.layer = layer  # layer whose copy is visible now
         self.modified_in: list[int] | None = None  # allocated on first change: most paths never change
-        self.children: dict[str, Node] | None = {} if kind == _DIR else None
+        self.children: dict[str, Node] | None = {} if kind == DIR else None
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ class LayerChange:
 
 @dataclass
 class UnionTree:
-    root: Node = field(default_factory=lambda: Node(Kind.DIR, 0, -1))
+    root: Node = field(default_factory=lambda: Node(DIR, 0, -1))
     removed: list[RemovedFile] = field(default_factory=list)
     changes: list[LayerChange] = field(default_factory=list)
     _dirs: dict[str, Node] = field(default_factory=dict, repr=False)
@@ -119,7 +117,7 @@ class UnionTree:
             if node.children is None or part not in node.children:
                 return None
             child = node.children[part]
-            if child.kind == Kind.SYMLINK and (pending or follow_last):
+            if child.kind == SYMLINK and (pending or follow_last):
                 hops += 1
                 if hops > _MAX_SYMLINKS:
                     return None
@@ -154,7 +152,7 @@ class UnionTree:
         while stack:
             current, node = stack.pop()
             self.paths.pop(current, None)
-            if node.kind == Kind.FILE:
+            if node.kind == FILE:
                 self.removed.append(RemovedFile(current, node.size, node.layer, layer, how))
                 if how == "deleted" and node.layer != layer:
                     change.deleted_bytes += node.size
@@ -180,7 +178,7 @@ class UnionTree:
                 if child is not None:
                     node.children.pop(part)
                     self._record_removal(walked, child, layer, change, "overwritten")
-                child = Node(Kind.DIR, 0, layer)
+                child = Node(DIR, 0, layer)
                 node.children[part] = child
                 self.paths[walked] = child
             node = child
@@ -190,7 +188,7 @@ class UnionTree:
         path, kind, size, link, _ = entry
         if path == "/":
             return
-        if kind != _DIR:
+        if kind != DIR:
             change.files += 1
         change.size += size
         parent = self._dirs.get(folder) or self._parent_dir(folder, path, layer, change)
@@ -203,16 +201,16 @@ class UnionTree:
         change.modified_bytes += size
         if old.layer != layer:
             old.modified_in = [*(old.modified_in or []), layer]
-        if kind == _DIR and old.kind == _DIR:
+        if kind == DIR and old.kind == DIR:
             old.layer = layer
             return
-        if old.kind == _FILE:
+        if old.kind == FILE:
             self.removed.append(RemovedFile(path, old.size, old.layer, layer, "overwritten"))
         elif old.children:
             for child_name, child in old.children.items():
                 self._record_removal(f"{path}/{child_name}", child, layer, change, "overwritten")
         old.kind, old.size, old.link, old.layer = kind, size, link, layer
-        old.children = {} if kind == _DIR else None
+        old.children = {} if kind == DIR else None
         self._dirs.clear()
 
 

@@ -239,24 +239,30 @@ def test_the_layer_store_gives_the_report_the_export_gives(
     assert _store_report(capsys, IMAGE) == stored
 
 
-def test_a_layer_store_it_cannot_trust_means_an_export(engine: Any, built: dict[str, str], tmp_path: Path) -> None:
-    """The store is found where the engine says the image's top layer lies: elsewhere, or with a
-    config that is not the image's, the image is exported instead."""
-    image = engine.images.get(IMAGE)
+def test_a_layer_store_it_cannot_trust_means_an_export(engine: Any, tmp_path: Path) -> None:
+    """The store is found where the engine says the image's top layer lies. A copy of it is read;
+    the same copy with a config whose digest is not the image id, named by another driver, or a top
+    layer elsewhere, is not: the image is exported instead."""
+    if os.geteuid() != 0:
+        skip_or_fail("the copy of the layer store is made as root")
+    _base(engine)
+    image = _copied_store(engine, BASE, tmp_path / "store")
     diff_ids = image.attrs["RootFS"]["Layers"]
-    upper = f"{tmp_path}/overlay2/{'a' * 64}/diff"
+    local = SimpleNamespace(api=SimpleNamespace(base_url="http+docker://localhost"))
+    assert isinstance(stored_image(local, image, BASE, diff_ids), BlobImage)  # the copy as it is
+    config = tmp_path / "store/image/overlay2/imagedb/content/sha256" / image.id.removeprefix("sha256:")
+    original = config.read_bytes()
+    config.write_bytes(original + b" ")  # the same document, another digest
+    assert stored_image(local, image, BASE, diff_ids) is None
+    config.write_bytes(original)
+    other_driver = SimpleNamespace(id=image.id, attrs={**image.attrs, "GraphDriver": {"Name": "vfs", "Data": {}}})
+    assert stored_image(local, other_driver, BASE, diff_ids) is None
+    upper = f"{tmp_path}/elsewhere/overlay2/{'a' * 64}/diff"
     elsewhere = SimpleNamespace(
         id=image.id, attrs={**image.attrs, "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": upper}}}
     )
-    assert stored_image(engine, elsewhere, IMAGE, diff_ids) is None  # nothing there
-    configs = tmp_path / "image/overlay2/imagedb/content/sha256"
-    configs.mkdir(parents=True)
-    (configs / image.id.removeprefix("sha256:")).write_text(
-        json.dumps({"rootfs": {"type": "layers", "diff_ids": diff_ids}})
-    )
-    assert stored_image(engine, elsewhere, IMAGE, diff_ids) is None  # a config whose digest is not the image id
-    other_driver = SimpleNamespace(id=image.id, attrs={**image.attrs, "GraphDriver": {"Name": "vfs", "Data": {}}})
-    assert stored_image(engine, other_driver, IMAGE, diff_ids) is None
+    assert stored_image(local, elsewhere, BASE, diff_ids) is None
+    assert isinstance(stored_image(local, image, BASE, diff_ids), BlobImage)  # each time, the one change
 
 
 def _copied_store(engine: Any, reference: str, root: Path) -> SimpleNamespace:

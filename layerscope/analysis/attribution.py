@@ -14,13 +14,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from layerscope.archive.layers import Captures, Refusal
-from layerscope.archive.tarstream import Kind
+from layerscope.archive.tarstream import FILE, SYMLINK
 from layerscope.catalogers import Package, catalog
 from layerscope.classify import CATEGORIES, DEFAULT_RULES, Classifier, FileFacts, Rule
 from layerscope.tree import Node, UnionTree
-
-# Plain globals for the loops over every path: `Kind.FILE` costs 0.15 µs a time (an enum class lookup).
-_FILE, _SYMLINK = Kind.FILE, Kind.SYMLINK
 
 
 class FinalFS:
@@ -35,13 +32,13 @@ class FinalFS:
     def lookup(self, path: str, follow_last: bool = False) -> tuple[str, Node] | None:
         """`path` resolved to its canonical path and node, as UnionTree.resolve does, faster."""
         node = self.index.get(path)
-        if node is not None and (node.kind != _SYMLINK or not follow_last):
+        if node is not None and (node.kind != SYMLINK or not follow_last):
             return path, node
         return self.tree.resolve(path, follow_last=follow_last)
 
     def read(self, path: str) -> bytes | None:
         found = self.lookup(path, follow_last=True)
-        if found is None or found[1].kind != Kind.FILE:
+        if found is None or found[1].kind != FILE:
             return None
         canonical, node = found
         return self._contents[node.layer].get(canonical)
@@ -62,7 +59,7 @@ class FinalFS:
                     yield path, refusal  # only the final filesystem's copy matters
 
     def regular_files(self) -> Iterator[tuple[str, Node]]:
-        return ((path, node) for path, node in self.index.items() if node.kind == _FILE)
+        return ((path, node) for path, node in self.index.items() if node.kind == FILE)
 
 
 @dataclass
@@ -153,7 +150,7 @@ def _owned_files(fs: FinalFS, package: Package) -> Owned:
             if found is None:
                 continue
             listed, node = found
-        if node.kind == _FILE and listed not in paths:
+        if node.kind == FILE and listed not in paths:
             paths.add(listed)
             owned.size += node.size
     return owned
@@ -202,7 +199,7 @@ def _files_under(tree: UnionTree, folder: str) -> Iterable[tuple[str, Node]]:
         base = prefix if prefix.endswith("/") else prefix + "/"  # what posixpath.join does, per folder
         for name, child in (node.children or {}).items():
             path = base + name
-            if child.kind == _FILE:
+            if child.kind == FILE:
                 yield path, child
             elif child.children is not None:
                 stack.append((path, child))

@@ -12,7 +12,7 @@ from layerscope.analysis.pythonenv import RuntimeSettings, import_roots, python_
 from layerscope.analysis.runtime import check_runtime, runtime_report
 from layerscope.archive.blobs import Compression
 from layerscope.archive.layers import LayerScan
-from layerscope.archive.tarstream import Kind
+from layerscope.archive.tarstream import DIR, FILE, SYMLINK
 from layerscope.model import CategoryReport, ImageReport, LargeFile, LayerReport, PackageReport, PythonReport
 from layerscope.sources.base import OpenedImage
 from layerscope.tree import LayerChange, UnionTree
@@ -34,8 +34,7 @@ def image_report(
     if on_attribution is not None:
         on_attribution(attribution)
     settings = RuntimeSettings.from_image_config(image.config, attribution.warnings)
-    wanted = (Kind.FILE, Kind.SYMLINK)
-    candidates = [path for path, node in fs.index.items() if node.kind in wanted]
+    candidates = [path for path, node in fs.index.items() if node.kind in (FILE, SYMLINK)]
     python = python_facts(
         tree,
         attribution.files,
@@ -127,12 +126,11 @@ def _layer_report(index: int, diff_id: str, scan: LayerScan, change: LayerChange
 def _final_filesystem(fs: FinalFS, top: int) -> tuple[int, int, list[LargeFile]]:
     squashed = files = 0
     heap: list[tuple[int, str, int]] = []
-    directory, regular = Kind.DIR, Kind.FILE  # looked up once: `Kind.X` costs 0.15 µs a time
     for path, node in fs.index.items():
-        if node.kind == directory:
+        if node.kind == DIR:
             continue
         files += 1
-        if node.kind != regular:
+        if node.kind != FILE:
             continue
         size = node.size
         squashed += size

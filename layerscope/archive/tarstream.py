@@ -52,9 +52,10 @@ class Kind(IntEnum):
     OTHER = 4  # devices, fifos
 
 
-# Members as plain globals for the loops that test a kind per tar member or per path: `Kind.FILE` is
-# an attribute lookup on the enum class that costs 0.15 µs, a global 0.02 µs.
-_FILE, _OTHER = Kind.FILE, Kind.OTHER
+# The members as plain names, for the loops that test a kind per tar member or per path (here, in the
+# layer walk, the stacking and the attribution): `Kind.FILE` is an attribute lookup on the enum class
+# that costs 0.15 µs, an imported name is a global, 0.02 µs.
+FILE, DIR, SYMLINK, HARDLINK, OTHER = Kind.FILE, Kind.DIR, Kind.SYMLINK, Kind.HARDLINK, Kind.OTHER
 
 
 class TarEntry(NamedTuple):
@@ -310,16 +311,16 @@ class TarReader:
                 name, link, size, stored = self._apply_rare(flag, header, name, link, size, *extended_headers)
                 long_name = long_link = None
                 pax = {}
-            kind = kinds.get(flag, _OTHER)
+            kind = kinds.get(flag, OTHER)
             if name.startswith((".", "/")) or "/." in name or "//" in name:
                 path = normalize(name)
             else:
                 path = "/" + name.rstrip("/")
             offset = self._pos
             if plain:
-                yield (path, kind, size if kind == _FILE else 0, link, offset)  # type: ignore[misc]
+                yield (path, kind, size if kind == FILE else 0, link, offset)  # type: ignore[misc]
             else:
-                yield TarEntry(path, kind, size if kind == _FILE else 0, link, offset)
+                yield TarEntry(path, kind, size if kind == FILE else 0, link, offset)
             if self._pos == offset:  # the consumer did not read the data: skip it
                 # links, directories, devices and fifos carry no data whatever their size field says
                 data_size = 0 if flag in header_only else stored
