@@ -146,6 +146,13 @@ class LayerBlob:
     # (device, inode, offset, length) of the bytes in a local file, when they lie in one: the layer
     # walk that archive/headstart.py started before the image was opened is taken over by this
     location: Location | None = None
+    # Where a cached scan of these bytes may be found again (layerscope/analysis/cached.py). "": for
+    # every image with this layer, when the source checks the bytes against the digests that name
+    # them (a registry) or is the engine itself. A source that does not (an archive file, a layout:
+    # hashing every byte would cost more than the walk) gives the file as it is now (blobs.file_scope):
+    # a scan is found again for these very bytes only, so an archive that names another image's
+    # digests over other content never answers for that image. None: never cached (stdin).
+    scope: str | None = ""
 
 
 @dataclass(frozen=True)

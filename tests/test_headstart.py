@@ -20,12 +20,15 @@ from make_samples import docker_v25, layer_tars, oci_archive
 from tarbytes import end, member, pax_member
 
 from layerscope import parallel
+from layerscope.analysis.cached import layer_key
 from layerscope.analysis.captures import layer_capture
 from layerscope.archive import headstart
 from layerscope.archive.blobs import FileWindow
+from layerscope.cache import LayerCache
 from layerscope.cli import _archive_file, main
 from layerscope.image import LayerBlob, LayerScan
 from layerscope.parallel import Forked
+from layerscope.sources import open_image
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 
@@ -213,17 +216,26 @@ def test_a_cached_image_stops_the_guess(tmp_path: Path, claims: list[bool], monk
     assert not parallel._LIVE
 
 
-def test_a_new_image_with_the_big_layer_cached_does_not_wait_for_the_guess(tmp_path: Path, claims: list[bool]) -> None:
-    """The biggest layer is cached, another layer is not: the scanner of the missing layers is
-    offered no layer of that place, and the walk is stopped."""
+def test_an_image_with_the_big_layer_cached_does_not_wait_for_the_guess(tmp_path: Path, claims: list[bool]) -> None:
+    """The biggest layer is cached, another layer is not (its entry and the report's are removed):
+    the scanner of the missing layer is offered no layer of that place, and the walk is stopped."""
     big = tar_layer([("file", f"/usr/lib/f{i}", 3000) for i in range(30)])
-    first, second = tmp_path / "one.tar", tmp_path / "two.tar"
-    first.write_bytes(image_of([big]))
-    second.write_bytes(image_of([big, tar_layer([("file", "/app/x", 10)])]))
+    path = tmp_path / "two.tar"
+    path.write_bytes(image_of([big, tar_layer([("file", "/app/x", 10)])]))
     cache = ["--cache-dir", str(tmp_path / "cache")]
-    _report(first, tmp_path / "one.json", *cache)
-    _report(second, tmp_path / "two.json", *cache)
-    assert claims.count(True) == 1 and claims[-1] is False  # the second run's walk was offered /app only
+    expected = _report(path, tmp_path / "one.json", *cache)
+    with open_image(str(path)) as image:
+        biggest = max(image.layers, key=lambda blob: blob.stored_size)
+        key = layer_key(biggest, {"runtime": True})  # the options the CLI's inspect passes
+    assert key is not None
+    kept = LayerCache(tmp_path / "cache")._path(key)
+    entries = list((tmp_path / "cache").glob("*.entry"))
+    assert kept in entries and len(entries) == 3  # the report and two layers
+    for entry in entries:
+        if entry != kept:
+            entry.unlink()
+    assert _report(path, tmp_path / "two.json", *cache) == expected
+    assert claims == [True, False]  # the second run's walk was offered /app only
     assert not parallel._LIVE
 
 

@@ -29,6 +29,7 @@ from registry_servers import (
     start_registry,
 )
 
+from layerscope.cache import LayerCache
 from layerscope.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -329,6 +330,25 @@ def test_diff_pull_bytes(pushed: Pushed, capsys: pytest.CaptureFixture[str]) -> 
     expected = sum(size for diff_id, size in zip(new_ids, new_sizes, strict=True) if diff_id not in old_ids)
     assert diff["pull_bytes"] == expected
     assert diff["new"]["compressed_size"] == sum(new_sizes)
+
+
+def test_an_image_sharing_base_layers_reads_only_its_own(
+    pushed: Pushed, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A registry's blobs are checked against their digests as they arrive: a layer learnt from one
+    image holds for every image that has it (an archive's are not: tests/test_cache_analysis.py)."""
+    host = pushed.registry.host
+    before, _ = archive_layer_sizes(SAMPLES / "before.tar")
+    after, _ = archive_layer_sizes(SAMPLES / "after.tar")
+    shared, own = set(before) & set(after), set(after) - set(before)
+    assert shared and own  # the pair is made that way; without both the test would prove nothing
+    cache = ("--cache-dir", str(tmp_path / "cache"))
+    report(capsys, f"registry://{host}/sample/pair:before", *cache)
+    expected = report(capsys, f"registry://{host}/sample/pair:after", "--no-cache")
+    assert report(capsys, f"registry://{host}/sample/pair:after", *cache) == expected
+    info = LayerCache(tmp_path / "cache").info()
+    # lookups: the finished report (a miss), then one per distinct layer
+    assert (info.last_hits, info.last_misses) == (len(shared), 1 + len(own))
 
 
 # -- check, with a registry baseline -------------------------------------------------------------

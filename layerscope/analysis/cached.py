@@ -1,12 +1,15 @@
 """The analysis through the on-disk cache (layerscope.cache): what was learnt from a layer once holds
-for every image that has it, and a finished report for every later run on the same image.
+for every image that has it (within its scope, below), and a finished report for every later run on
+the same image.
 
 Two kinds of entry:
 - a layer's scan (its tar entries, the captured files and what was refused), keyed by the layer's
-  diff_id and the scan options. Only the layers of an image that are not cached are read; a new
-  image sharing base layers with a cached one pays for its own layers only.
+  diff_id, its scope (LayerBlob.scope: any image, or only the file it was read from when nothing
+  checked its bytes against its digests) and the scan options. Only the layers of an image that are
+  not cached are read; a new registry or engine image sharing base layers with a cached one pays
+  for its own layers only.
 - a finished inspection (the ImageReport and the paths of the final filesystem), keyed by the image
-  config, every layer as stored (diff_id, blob identity, stored size) and the options. A second run
+  config, every layer as stored (diff_id, blob identity, stored size, scope) and the options. A second run
   on the same image reads one entry and builds nothing.
 The engine keeps one more entry per image id: the image config and how each layer was exported, so
 that a cached engine image is analysed without exporting a byte (the id is the config's sha256,
@@ -271,14 +274,21 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def layer_key(diff_id: str, options: dict[str, Any]) -> str:
-    return f"layer:{diff_id}:{_digest(options)}"
+def layer_key(blob: LayerBlob, options: dict[str, Any]) -> str | None:
+    """The key of a layer's scan: its diff_id within the blob's scope (LayerBlob.scope: every image
+    with the layer, or only the file it was read from); None when it must not be cached."""
+    if blob.scope is None:
+        return None
+    return f"layer:{blob.diff_id}:{_digest(blob.scope, options)}"
 
 
-def inspection_key(image: OpenedImage, options: dict[str, Any]) -> str:
+def inspection_key(image: OpenedImage, options: dict[str, Any]) -> str | None:
     """Everything an ImageReport is computed from, except the name the user gave the image: the
-    config, each layer as stored (its compression follows from its bytes) and the options."""
-    layers = [(b.diff_id, b.identity, b.stored_size) for b in image.layers]
+    config, each layer as stored (its compression follows from its bytes, its scope says where the
+    bytes were read) and the options; None when a layer must not be cached."""
+    if any(b.scope is None for b in image.layers):
+        return None
+    layers = [(b.diff_id, b.identity, b.stored_size, b.scope) for b in image.layers]
     return f"inspection:{_digest(image.source, image.config, layers, options)}"
 
 
@@ -313,7 +323,9 @@ def inspect_cached(
     from layerscope.analysis import inspect as inspection_module
 
     result = inspection_module.inspect_image(through, progress=progress, top=top, **options)
-    cache.put(key or inspection_key(through, {"top": top, **options}), encode_inspection(result))
+    key = key or inspection_key(through, {"top": top, **options})
+    if key is not None:
+        cache.put(key, encode_inspection(result))
     return result
 
 
@@ -372,7 +384,8 @@ class CachedLayers(OpenedImage):
         known_forms: dict[str, dict[str, str]] = {}  # of layers cached in another form: kept on rewrite
         for identity, blob in zip(identities, self.layers, strict=True):
             if identity not in payloads and identity not in missing:
-                payload = self._cache.get(layer_key(blob.diff_id, self._options))
+                key = layer_key(blob, self._options)
+                payload = None if key is None else self._cache.get(key)
                 forms = None if payload is None else layer_forms(payload)
                 compression = None if forms is None else forms.get(form_key(blob))
                 if payload is None or compression is None:
@@ -420,28 +433,27 @@ class CachedLayers(OpenedImage):
             # an entry that checked out but does not decode (another build's bug): read the layer now
             with contextlib.ExitStack() as stack:
                 scan = next(self._reader([blob], capture, stack))
-        self._store(blob.diff_id, form_key(blob), scan, forms)
+        self._store(blob, form_key(blob), scan, forms)
         return scan
 
-    def _store(self, diff_id: str, form: str, scan: LayerScan, forms: dict[str, str]) -> None:
-        self._cache.put(layer_key(diff_id, self._options), encode_scan(scan, {**forms, form: scan.compression.value}))
+    def _store(self, blob: LayerBlob, form: str, scan: LayerScan, forms: dict[str, str]) -> None:
+        key = layer_key(blob, self._options)
+        if key is not None:
+            self._cache.put(key, encode_scan(scan, {**forms, form: scan.compression.value}))
 
     def _stored_as_read(self, capture: Capture) -> Iterator[LayerScan]:
-        """A stream source: every layer read; each scan stored once its diff_id is known (at once
-        when the source knew the order up front, else when the stream has ended)."""
+        """A stream source: every layer read. The engine's export names its layers up front: each
+        scan is stored as it comes, its identity its diff_id. A stream nothing names up front (a
+        `docker save` on stdin) is nobody's word for its digests: its scans are never stored."""
         order = self._image.diff_ids()
-        waiting: list[tuple[bytes, str]] = []  # packed scans, and their compression
         with contextlib.closing(self._image.scan(capture)) as scans:
             for index, scan in enumerate(scans):
                 self._forms.append((scan.compression.value, scan.stored_size))
-                if order is not None and index < len(order):  # the engine: a layer's identity is its diff_id
-                    self._store(order[index], f"{order[index]}|{scan.stored_size}", scan, {})
-                else:  # packed now: the caller trims the captures to the image's limit
-                    waiting.append((encode_scan(scan), scan.compression.value))
+                if order is not None and index < len(order):
+                    blob = LayerBlob(order[index], "", scan.stored_size, _not_exported, identity=order[index])
+                    self._store(blob, form_key(blob), scan, {})
                 yield scan
         self.config, self.layers = self._image.config, self._image.layers
-        for blob, (payload, compression) in zip(self.layers[len(self.layers) - len(waiting) :], waiting, strict=True):
-            self._cache.put(layer_key(blob.diff_id, self._options), _with_form(payload, form_key(blob), compression))
         self._remember_engine_image()
 
     def _recall_engine_image(self) -> None:
@@ -467,7 +479,8 @@ class CachedLayers(OpenedImage):
         scans: dict[str, LayerScan] = {}
         for blob, (compression, _) in zip(self.layers, self._forms, strict=True):
             if blob.diff_id not in scans:
-                payload = self._cache.get(layer_key(blob.diff_id, self._options))
+                key = layer_key(blob, self._options)
+                payload = None if key is None else self._cache.get(key)
                 scan = None if payload is None else decode_scan(payload, _COMPRESSIONS[compression], blob.stored_size)
                 if scan is None:
                     return None
@@ -480,12 +493,6 @@ class CachedLayers(OpenedImage):
             return
         record = EngineRecord(self.config, self._forms)
         self._cache.put(engine_key(image_id), encode_engine_record(record))
-
-
-def _with_form(payload: bytes, form: str, compression: str) -> bytes:
-    """A packed layer entry whose forms are exactly {form: compression}."""
-    _, _, packed = marshal.loads(payload)
-    return marshal.dumps((_LAYER_TAG, {form: compression}, packed))
 
 
 def _not_exported() -> BinaryIO:

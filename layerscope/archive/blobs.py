@@ -95,6 +95,11 @@ class FileWindow(io.RawIOBase):
 Location = tuple[int, int, int, int]
 
 
+def file_scope(info: os.stat_result) -> str:
+    """A file as it is now (LayerBlob.scope): any write changes its ctime, which no user can set back."""
+    return f"file:{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}"
+
+
 _READ = frozenset(kind.value for kind in Compression)
 
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from pydantic import TypeAdapter
 
-from layerscope.archive.blobs import FileWindow, Location
+from layerscope.archive.blobs import FileWindow, Location, file_scope
 from layerscope.archive.documents import MAX_JSON_BYTES, parse
 from layerscope.archive.tarstream import Kind, TarEntry, TarReader, normalize
 from layerscope.errors import ArchiveError, SourceError
@@ -56,6 +56,7 @@ class TarContainer:
         try:
             info = os.fstat(self._fd)
             self._file = info.st_dev, info.st_ino  # what LayerBlob.location names the file by
+            self.scope = file_scope(info)  # the file as it was opened (LayerBlob.scope)
             whole = FileWindow(self._fd, 0, info.st_size)
             self._members: dict[str, TarEntry] = {}
             for entry in TarReader(whole, str(path), seekable=True):  # type: ignore[arg-type]

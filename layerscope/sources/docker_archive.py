@@ -90,6 +90,7 @@ def image_from_container(container: TarContainer, reference: str, options: Sourc
                 open=_opener(container, name),
                 identity=f"member:{member.offset}",  # links to one tar are one blob
                 location=container.location(name),
+                scope=container.scope,  # nothing checks the layer against its diff_id
             )
         )
     image = BlobImage(reference, "docker-archive", config.as_dict(), layers)
@@ -430,7 +431,11 @@ class SavedStreamImage(OpenedImage):
                 # stacking in the known order relied on each layer's content having its diff_id
                 raise ArchiveError(f"{where}: the content of layer {index} ({name}) does not match its diff_id")
             keys.append(key)
-            self.layers.append(LayerBlob(diff_id, f"{where}:{name}", size_of[key], _cannot_reopen, identity=key))
+            # the engine's export is the engine's own word; a stream from stdin is nobody's
+            scope = "" if self._order is not None else None
+            self.layers.append(
+                LayerBlob(diff_id, f"{where}:{name}", size_of[key], _cannot_reopen, identity=key, scope=scope)
+            )
         left = Counter(keys[len(done) :])
         for key in keys[len(done) :]:
             left[key] -= 1

@@ -16,7 +16,7 @@ from typing import BinaryIO, Protocol, TypeVar
 
 from pydantic import TypeAdapter
 
-from layerscope.archive.blobs import FileWindow, Location
+from layerscope.archive.blobs import FileWindow, Location, file_scope
 from layerscope.archive.container import TarContainer, file_kind
 from layerscope.archive.documents import (
     MAX_JSON_BYTES,
@@ -51,6 +51,7 @@ class BlobStore(Protocol):
     def size(self, name: str) -> int: ...
     def open(self, name: str) -> BinaryIO: ...
     def location(self, name: str) -> Location | None: ...
+    def scope(self, name: str) -> str: ...
     def close(self) -> None: ...
 
 
@@ -88,6 +89,9 @@ class DirectoryStore:
     def location(self, name: str) -> Location | None:
         return None  # nothing guesses at a layout's blobs before it is opened (archive/headstart.py)
 
+    def scope(self, name: str) -> str:
+        return file_scope(self._path(name).stat())  # each blob is a file of its own
+
     def close(self) -> None:
         while self._fds:
             os.close(self._fds.pop())
@@ -109,6 +113,9 @@ class ArchiveStore:
 
     def location(self, name: str) -> Location | None:
         return self._container.location(name)
+
+    def scope(self, name: str) -> str:
+        return self._container.scope
 
     def close(self) -> None:
         self._container.close()
@@ -276,6 +283,7 @@ def _image(store: BlobStore, reference: str, source: str, chosen: _Candidate) ->
                 open=functools.partial(store.open, name),
                 identity=descriptor.digest,
                 location=store.location(name),
+                scope=store.scope(name),  # nothing checks the blob against its digest
             )
         )
     image = BlobImage(reference, source, config.as_dict(), layers)
