@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import platform
+import posixpath
 import re
 import shutil
 import subprocess
@@ -170,8 +171,10 @@ def _loader_errors(stderr: str) -> dict[str, list[str]]:
 
 
 def _loader_list(stdout: str) -> dict[str, str]:
-    """musl's `--list` lines `NAME => PATH (0x...)`: what each needed name resolved to."""
-    return dict(re.findall(r"^\s*(\S+) => (\S+) \(0x[0-9a-f]+\)$", stdout, re.MULTILINE))
+    """musl's `--list` lines `NAME => PATH (0x...)`: what each needed name resolved to (the path as
+    searched, `/opt/app/bin/../lib/...` for $ORIGIN/../lib; these images hold no symlinks to resolve)."""
+    found = re.findall(r"^\s*(\S+) => (\S+) \(0x[0-9a-f]+\)$", stdout, re.MULTILINE)
+    return {name: posixpath.normpath(path) for name, path in found}
 
 
 def _inspect(capsys: pytest.CaptureFixture[str], tag: str) -> dict[str, Any]:

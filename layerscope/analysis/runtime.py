@@ -8,7 +8,10 @@ object's DT_RUNPATH; the directories of /etc/ld.so.conf (and its `include`s), st
 ld.so.cache (matched by file name and by DT_SONAME, as ldconfig would register it); the default
 directories, multiarch ones included. A candidate of another ELF class or machine is skipped, as the
 loader does. A name already loaded in the same process (by the executable or an earlier library) needs
-no search. musl searches LD_LIBRARY_PATH, RPATH/RUNPATH, then /etc/ld-musl-ARCH.path or its defaults.
+no search. musl (ldso/dynlink.c) answers the C library's own names (libc.*, libm.*, libpthread.*...)
+itself; searches LD_LIBRARY_PATH, the RPATH/RUNPATH of the object and of the objects that loaded it
+(expanding $ORIGIN only: any other token voids that object's path), then /etc/ld-musl-ARCH.path or
+its defaults; by file name only (no cache, no DT_SONAME).
 
 Roots: dynamic executables; Python extension modules (loaded by the image's interpreter, whose own
 libraries are already loaded); every other library no root reaches, as if loaded on its own.
@@ -48,7 +51,6 @@ ARCHITECTURES: dict[str, tuple[int, str, str]] = {
     "riscv64": (243, "riscv64-linux-gnu", "riscv64"),
 }
 _EXT_TAG_ARCH = {"x86_64": 62, "aarch64": 183, "i386": 3, "arm": 40, "powerpc64le": 21, "s390x": 22, "riscv64": 243}
-_MUSL_ARCH = {62: "x86_64", 183: "aarch64", 3: "i386", 40: "armhf", 21: "powerpc64le", 22: "s390x", 243: "riscv64"}
 _MANYLINUX_LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 _PYTHON_DIR = re.compile(r"/python(\d)\.(\d+)/(?:site-packages|dist-packages|lib-dynload)/")
 _EXT_TAG = re.compile(r"\.cpython-(\d)(\d+)[a-z]*-([a-z0-9_]+)-linux-([a-z0-9_]+)\.so$")
@@ -56,6 +58,8 @@ _PLATFORM = re.compile(r"(manylinux_(\d+)_(\d+)|manylinux1|manylinux2010|manylin
 _INTERPRETERS = ("/var/lang/bin/python3", "/usr/local/bin/python3", "/usr/bin/python3", "/bin/python3")
 _DEFAULT_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64")
 _MUSL_DIRS = ("/lib", "/usr/local/lib", "/usr/lib")
+_MUSL_OWN_NAMES = re.compile(r"lib(?:c|pthread|rt|m|dl|util|xnet)\.")  # musl's loader is these libraries
+_NOT_ORIGIN = re.compile(r"\$(?!ORIGIN|\{ORIGIN\})")
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,10 @@ class _Image:
         self.machine = arch[0] if arch else None
         self.triplet = arch[1] if arch else None
         self.wheel_arch = arch[2] if arch else None
-        self.musl = any(p.startswith(("/lib/ld-musl-", "/usr/lib/ld-musl-")) for p in self._lib_names())
+        self.musl_loader = next(
+            (p for p in sorted(self._lib_names()) if p.rsplit("/", 1)[-1].startswith("ld-musl-")), None
+        )
+        self.musl = self.musl_loader is not None
         self._found: dict[tuple[str, str, int, int], str | None] = {}
         self.conf_dirs = self._conf_dirs()
         self.default_dirs = self._default_dirs()
@@ -181,8 +188,8 @@ class _Image:
     # -- loader configuration -------------------------------------------------------------------
 
     def _conf_dirs(self) -> list[str]:
-        if self.musl:
-            return self._musl_dirs()
+        if self.musl_loader is not None:
+            return self._musl_dirs(self.musl_loader)
         dirs: list[str] = []
         pending = ["/etc/ld.so.conf"]
         seen: set[str] = set()
@@ -206,11 +213,14 @@ class _Image:
     def _conf_glob(self, pattern: str) -> list[str]:
         return sorted(p for p in self.texts if is_loader_config(p) and fnmatch.fnmatchcase(p, normalize(pattern)))
 
-    def _musl_dirs(self) -> list[str]:
-        for path, data in self.texts.items():
-            if path.startswith("/etc/ld-musl-") and path.endswith(".path"):
-                return [d for d in re.split(r"[:\n]", data.decode("utf-8", "replace")) if d.strip()]
-        return list(_MUSL_DIRS)
+    def _musl_dirs(self, loader: str) -> list[str]:
+        # The loader reads the one file named after its own architecture (ld-musl-x86_64.so.1 reads
+        # ld-musl-x86_64.path), never the ld-musl-ARCH.d/ fragments Debian's ld-musl-config merges.
+        arch = loader.rsplit("/", 1)[-1].removeprefix("ld-musl-").split(".so", 1)[0]
+        data = self.texts.get(self.file(f"/etc/ld-musl-{arch}.path") or "")
+        if data is None:
+            return list(_MUSL_DIRS)
+        return [d for d in re.split(r"[:\n]", data.decode("utf-8", "replace")) if d.strip()]
 
     def _default_dirs(self) -> list[str]:
         if self.musl:
@@ -265,23 +275,43 @@ class _Loader:
         if "/" in name:
             found = image.file(normalize(name))
             return found if found is not None and image.usable(found, cls, machine) else None
-        dirs: list[str] = []
         if image.musl:
-            dirs += self.ld_library_path
-            dirs += self._rpath(needer) + _expand(info.runpath or (), posixpath.dirname(needer), "lib")
-        else:
-            if info.runpath is None:
-                for loader in (needer, *chain):
-                    dirs += self._rpath(loader)
-            dirs += self.ld_library_path
-            if info.runpath:
-                dirs += _expand(info.runpath, posixpath.dirname(needer), "lib64" if cls == 2 else "lib")
+            return self._musl_search(name, needer, chain)
+        dirs: list[str] = []
+        if info.runpath is None:
+            for loader in (needer, *chain):
+                dirs += self._rpath(loader)
+        dirs += self.ld_library_path
+        if info.runpath:
+            dirs += _expand(info.runpath, posixpath.dirname(needer), "lib64" if cls == 2 else "lib")
         cache = [] if info.nodeflib else [*image.conf_dirs, *image.default_dirs]
         for folder in dict.fromkeys([*dirs, *cache]):
             found = image.find_in(folder, name, cls, machine)
             if found is not None:
                 return found
         return None if info.nodeflib else image.by_soname(name, cls, machine)
+
+    def _musl_search(self, name: str, needer: str, chain: tuple[str, ...]) -> str | None:
+        image = self.image
+        if image.musl_loader is not None and _MUSL_OWN_NAMES.match(name):
+            return image.file(image.musl_loader)  # the loader is the C library: it never searches these
+        info = image.elf[needer]
+        dirs = list(self.ld_library_path)
+        for loader in (needer, *chain):
+            dirs += self._musl_path(loader)
+        for folder in dict.fromkeys([*dirs, *image.conf_dirs]):
+            found = image.find_in(folder, name, info.elf_class, info.machine)
+            if found is not None:
+                return found
+        return None
+
+    def _musl_path(self, path: str) -> list[str]:
+        """An object's DT_RUNPATH, else its DT_RPATH, as musl reads it."""
+        info = self.image.elf.get(path)
+        entries = (info.runpath if info.runpath is not None else info.rpath) if info is not None else None
+        if not entries or any(_NOT_ORIGIN.search(entry) for entry in entries):
+            return []
+        return _expand(entries, posixpath.dirname(path), "lib")
 
     def load(self, root: str, preloaded: Mapping[str, str] | None = None) -> dict[str, str]:
         """Load `root` and its dependencies breadth first, as ld.so does; returns the names loaded."""
