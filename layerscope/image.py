@@ -147,11 +147,13 @@ class LayerBlob:
     # walk that archive/headstart.py started before the image was opened is taken over by this
     location: Location | None = None
     # Where a cached scan of these bytes may be found again (layerscope/analysis/cached.py). "": for
-    # every image with this layer, when the source checks the bytes against the digests that name
-    # them (a registry) or is the engine itself. A source that does not (an archive file, a layout:
-    # hashing every byte would cost more than the walk) gives the file as it is now (blobs.file_scope):
-    # a scan is found again for these very bytes only, so an archive that names another image's
-    # digests over other content never answers for that image. None: never cached (stdin).
+    # every image with this layer's diff_id, when the bytes are known to have it: the engine, which
+    # checked the diff_ids as it stored the layers. Anything else is found again for these very bytes
+    # only (the scope and `identity` in it), so that an image naming another image's diff_ids over
+    # other content never answers for that image: a registry checks a blob against its digest, not
+    # against the diff_id (a fixed string: the digest names the bytes); an archive file or a layout
+    # is not checked at all (hashing every byte would cost more than the walk), so it gives the file
+    # as it is now (blobs.file_scope). None: never cached (stdin).
     scope: str | None = ""
 
 

@@ -202,6 +202,34 @@ def test_an_archive_file_written_again_is_read_again(tmp_path: Path) -> None:
     assert _report(tmp_path, archive, *_cache_args(tmp_path / "cache")) == _report(tmp_path, archive, "--no-cache")
 
 
+def _tar_of(members: list[tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_two_layers_of_one_archive_that_claim_one_diff_id_stay_their_own(tmp_path: Path) -> None:
+    """A `docker save` archive whose config names the first layer's diff_id for both layers, over other
+    bytes in the second: nothing checks a diff_id, so each layer is its own bytes, in the first run,
+    in the second (the first layer read again, the second cached) and in the third (both cached)."""
+    first, second = _tar_of([("etc/a", b"a" * 100)]), _tar_of([("etc/b", b"b" * 5000)])
+    diff_id = "sha256:" + hashlib.sha256(first).hexdigest()
+    rootfs = {"type": "layers", "diff_ids": [diff_id] * 2}
+    config = json.dumps({"os": "linux", "architecture": "amd64", "rootfs": rootfs}).encode()
+    manifest = [{"Config": "config.json", "RepoTags": ["helper16/dup:1"], "Layers": ["a/layer.tar", "b/layer.tar"]}]
+    members = [("config.json", config), ("a/layer.tar", first), ("b/layer.tar", second)]
+    archive = tmp_path / "dup.tar"
+    archive.write_bytes(_tar_of([*members, ("manifest.json", json.dumps(manifest).encode())]))
+    for top in ("5", "6", "7"):  # other options, other reports: from the same layer entries
+        expected = _report(tmp_path, archive, "--no-cache", "--top", top)
+        assert [layer["size"] for layer in json.loads(expected)["layers"]] == [100, 5000]
+        assert _report(tmp_path, archive, *_cache_args(tmp_path / "cache"), "--top", top) == expected
+
+
 def _damage_layer(archive: bytes, diff_id: str) -> bytes:
     """The archive with the layer of `diff_id` broken after its first bytes (the config still names
     the diff_id): reading that layer now fails."""

@@ -4,6 +4,8 @@ connections; diff's pull bytes."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import io
 import json
 import shutil
@@ -349,6 +351,74 @@ def test_an_image_sharing_base_layers_reads_only_its_own(
     info = LayerCache(tmp_path / "cache").info()
     # lookups: the finished report (a miss), then one per distinct layer
     assert (info.last_hits, info.last_misses) == (len(shared), 1 + len(own))
+
+
+def _layout_with_a_lying_layer(genuine: Path, target: Path) -> None:
+    """A copy of the layout `genuine` whose layer holding dpkg's status is replaced by another blob (the
+    first package renamed), named by its own true digest and size in a new manifest; the config is
+    kept, so its diff_ids still name the genuine layer. Every blob matches its digest: a registry
+    serving this passes every check the pull makes, and lies only about the diff_id."""
+    shutil.copytree(genuine, target)
+    blobs = target / "blobs" / "sha256"
+    old = next(path for path in blobs.iterdir() if _gzip_layer_with_status(path.read_bytes()))
+    lie = gzip.compress(_first_package_renamed(gzip.decompress(old.read_bytes())))
+    lie_digest = _put_blob(blobs, lie)
+    index = json.loads((target / "index.json").read_text())
+    manifest = json.loads((blobs / index["manifests"][0]["digest"].removeprefix("sha256:")).read_text())
+    for layer in manifest["layers"]:
+        if layer["digest"] == f"sha256:{old.name}":
+            layer.update(digest=lie_digest, size=len(lie))
+    manifest_bytes = json.dumps(manifest).encode()
+    index["manifests"][0].update(digest=_put_blob(blobs, manifest_bytes), size=len(manifest_bytes))
+    (target / "index.json").write_text(json.dumps(index))
+
+
+def _put_blob(blobs: Path, data: bytes) -> str:
+    digest = hashlib.sha256(data).hexdigest()
+    (blobs / digest).write_bytes(data)
+    return f"sha256:{digest}"
+
+
+def _gzip_layer_with_status(blob: bytes) -> bool:
+    if blob[:2] != b"\x1f\x8b":
+        return False
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+        return "var/lib/dpkg/status" in tar.getnames()
+
+
+def _first_package_renamed(layer: bytes) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
+        status = tar.getmember("var/lib/dpkg/status")
+    start, end = status.offset_data, status.offset_data + status.size
+    content = layer[start:end]
+    name = content.split(b"Package: ", 1)[1].split(b"\n", 1)[0]
+    content = content.replace(b"Package: " + name + b"\n", b"Package: " + b"z" * len(name) + b"\n", 1)
+    return layer[:start] + content + layer[end:]
+
+
+def test_a_registry_that_lies_about_a_diff_id_never_answers_for_another(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A registry checks each blob against its digest, not against the diff_id the config names: an
+    image whose config names another image's layer over other bytes must not answer for that layer.
+    The genuine image is read, then the lie (its layer read, as its blob is another), then the
+    genuine one with other options: each report is its own bytes' report."""
+    genuine = tmp_path / "genuine"
+    with tarfile.open(SAMPLES / "before.tar") as archive:
+        archive.extractall(genuine, filter="data")
+    _layout_with_a_lying_layer(genuine, tmp_path / "lie")
+    cache = ("--cache-dir", str(tmp_path / "cache"))
+    with (
+        serving(LayoutRegistry, layout=genuine, faults=Faults()) as truth_server,
+        serving(LayoutRegistry, layout=tmp_path / "lie", faults=Faults()) as lie_server,
+    ):
+        truth = f"registry://127.0.0.1:{port_of(truth_server)}/sample/pair:before"
+        lie = f"registry://127.0.0.1:{port_of(lie_server)}/other/pair:before"
+        expected = {(ref, top): report(capsys, ref, "--no-cache", "--top", top) for ref in (truth, lie) for top in "34"}
+        names = {ref: {p["name"] for p in expected[ref, "3"]["packages"]} for ref in (truth, lie)}
+        assert names[truth] != names[lie]  # the lie shows without the cache
+        for ref, top in [(truth, "3"), (lie, "3"), (truth, "4"), (lie, "4")]:
+            assert report(capsys, ref, *cache, "--top", top) == expected[ref, top]
 
 
 # -- check, with a registry baseline -------------------------------------------------------------

@@ -275,11 +275,14 @@ def _digest(*parts: object) -> str:
 
 
 def layer_key(blob: LayerBlob, options: dict[str, Any]) -> str | None:
-    """The key of a layer's scan: its diff_id within the blob's scope (LayerBlob.scope: every image
-    with the layer, or only the file it was read from); None when it must not be cached."""
+    """The key of a layer's scan: its diff_id within the blob's scope (LayerBlob.scope); None when it
+    must not be cached. With a scope other than "" nothing checked the bytes against the diff_id, so
+    the key names the bytes too (the blob's identity in the scope): two blobs of one archive, or two
+    registry blobs, that name one diff_id over other bytes are two layers, not two forms of one."""
     if blob.scope is None:
         return None
-    return f"layer:{blob.diff_id}:{_digest(blob.scope, options)}"
+    where = (blob.scope, blob.identity) if blob.scope else ""
+    return f"layer:{blob.diff_id}:{_digest(where, options)}"
 
 
 def inspection_key(image: OpenedImage, options: dict[str, Any]) -> str | None:

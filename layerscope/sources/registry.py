@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from layerscope.registry.reference import ImageReference
 
 _ENGINE_PROBE_TIMEOUT = 5
+_CHECKED_BLOB = "registry blob"  # LayerBlob.scope: the bytes its identity, a checked digest, names
 
 
 def open_registry(location: str, options: SourceOptions) -> OpenedImage:
@@ -85,6 +86,9 @@ def _open_remote(ref: ImageReference, options: SourceOptions) -> OpenedImage:
             stored_size=layer.size,
             open=functools.partial(remote.open_layer, layer),  # type: ignore[arg-type]
             identity=layer.digest,  # a blob listed twice is downloaded once
+            # checked against its digest as it arrives, never against the config's diff_id: its scan
+            # holds for this blob (in any registry), not for every layer that names the diff_id
+            scope=_CHECKED_BLOB,
         )
         for layer in remote.layers
     ]
