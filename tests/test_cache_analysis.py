@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import marshal
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -21,11 +22,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from layerscope.analysis.cached import SCAN_FIELDS, decode_inspection, decode_scan, encode_scan
+from layerscope.analysis.cached import SCAN_FIELDS, decode_inspection, decode_scan, encode_scan, inspect_cached
 from layerscope.archive.layers import read_entries
 from layerscope.cache import LayerCache
 from layerscope.cli import main
 from layerscope.image import Captures, Compression, LayerScan, Refusal
+from layerscope.sources import open_image
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_images"
 ARCHIVES = ["before.tar", "after.tar", "docker-legacy.tar", "docker-v25.tar", "oci-zstd.tar", "oci-layout"]
@@ -166,6 +168,28 @@ def test_a_layout_blob_written_again_is_read_again(tmp_path: Path) -> None:
     expected = _report(tmp_path, layout, "--no-cache")
     assert _package_names(expected) != _package_names(original)
     assert _report(tmp_path, layout, *_cache_args(tmp_path / "cache")) == expected
+
+
+def test_a_layout_blob_pointed_elsewhere_while_open_does_not_answer_for_the_first_file(tmp_path: Path) -> None:
+    """A layout whose blob is a symlink to the genuine layout's blob file is opened (the image is known,
+    nothing read yet), then the symlink is pointed at a lie (the genuine file untouched): the lie is
+    read, and must not be kept as what the genuine file holds. Then the genuine layout is read."""
+    genuine, other = tmp_path / "genuine", tmp_path / "other"
+    with tarfile.open(SAMPLES / "before.tar") as archive:  # an OCI archive is a layout in a tar
+        archive.extractall(genuine, filter="data")
+    shutil.copytree(genuine, other)
+    blob = next(p for p in (other / "blobs" / "sha256").iterdir() if _has_status(p.read_bytes()))
+    lie = tmp_path / "lie"
+    lie.write_bytes(gzip.compress(_renamed_package(gzip.decompress(blob.read_bytes()))))
+    blob.unlink()
+    blob.symlink_to(genuine / "blobs" / "sha256" / blob.name)
+    expected = _report(tmp_path, genuine, "--no-cache")
+    with open_image(str(other)) as opened:
+        swapped = blob.with_name("swapped")
+        swapped.symlink_to(lie)
+        swapped.replace(blob)  # as `ln -sfT`: the name points elsewhere at once
+        inspect_cached(opened, LayerCache(tmp_path / "cache"), runtime=True)
+    assert _report(tmp_path, genuine, *_cache_args(tmp_path / "cache")) == expected
 
 
 def _has_status(blob: bytes) -> bool:

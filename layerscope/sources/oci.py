@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, TypeVar
@@ -64,13 +65,27 @@ class DirectoryStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.where = str(root)
-        self._fds: list[int] = []
+        self._fds: dict[str, int] = {}  # blob name -> the file, opened once
 
     def _path(self, name: str) -> Path:
         path = self.root / name
         if not path.is_file():
             raise ArchiveError(f"{self.where}: {name} is missing")
         return path
+
+    def _fd(self, name: str) -> int:
+        """The blob's file, opened once: its size, its scope and the bytes read are all of that file,
+        though its name (a symlink, say) may point at another file by the time the walk reads it."""
+        if name not in self._fds:
+            try:
+                fd = os.open(self._path(name), os.O_RDONLY | os.O_NONBLOCK)  # a FIFO put there must not block
+            except OSError as exc:
+                raise ArchiveError(f"{self.where}: {name}: cannot open ({exc.strerror})") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise ArchiveError(f"{self.where}: {name} is missing")
+            self._fds[name] = fd
+        return self._fds[name]
 
     def read_document(self, name: str, model: type[M] | TypeAdapter[M]) -> M:
         path = self._path(name)
@@ -79,22 +94,21 @@ class DirectoryStore:
         return parse(model, data, self.where, name)
 
     def size(self, name: str) -> int:
-        return self._path(name).stat().st_size
+        return os.fstat(self._fd(name)).st_size
 
     def open(self, name: str) -> BinaryIO:
-        fd = os.open(self._path(name), os.O_RDONLY)
-        self._fds.append(fd)
+        fd = self._fd(name)
         return FileWindow(fd, 0, os.fstat(fd).st_size)  # type: ignore[return-value]
 
     def location(self, name: str) -> Location | None:
         return None  # nothing guesses at a layout's blobs before it is opened (archive/headstart.py)
 
     def scope(self, name: str) -> str:
-        return file_scope(self._path(name).stat())  # each blob is a file of its own
+        return file_scope(os.fstat(self._fd(name)))  # each blob is a file of its own
 
     def close(self) -> None:
         while self._fds:
-            os.close(self._fds.pop())
+            os.close(self._fds.popitem()[1])
 
 
 class ArchiveStore:
