@@ -5,8 +5,10 @@ usual walk gives, and no worker outlives the run."""
 
 from __future__ import annotations
 
+import functools
 import io
 import os
+import select
 import subprocess
 import sys
 import tarfile
@@ -20,10 +22,10 @@ from make_samples import docker_v25, layer_tars, oci_archive
 from tarbytes import end, member, pax_member
 
 from layerscope import parallel
-from layerscope.analysis.cached import layer_key
+from layerscope.analysis.cached import inspect_cached, layer_key
 from layerscope.analysis.captures import layer_capture
 from layerscope.archive import headstart
-from layerscope.archive.blobs import FileWindow
+from layerscope.archive.blobs import FileWindow, file_scope
 from layerscope.cache import LayerCache
 from layerscope.cli import _archive_file, main
 from layerscope.image import LayerBlob, LayerScan
@@ -255,7 +257,8 @@ def test_claim_wants_the_same_place_and_the_same_capture(tmp_path: Path, monkeyp
         assert started is not None and started.where == place
 
         def blob(where: tuple[int, int, int, int]) -> LayerBlob:
-            return LayerBlob("", "x", where[3], lambda: FileWindow(fd, where[2], where[3]), location=where)  # type: ignore[arg-type,return-value]
+            window = functools.partial(FileWindow, fd, where[2], where[3])
+            return LayerBlob("", "x", where[3], window, location=where, scope=file_scope(info))  # type: ignore[arg-type]
 
         elsewhere = (place[0], place[1], place[2] - 512, place[3])
         assert started.claim(blob(elsewhere), capture) is None
@@ -355,3 +358,36 @@ def test_no_pipe_for_the_walk_means_no_guess_and_no_leak(tmp_path: Path) -> None
         [sys.executable, "-c", _ONE_DESCRIPTOR_LEFT, str(path)], capture_output=True, text=True, env=env, check=False
     )
     assert done.stdout.split() == ["True", "True"], done.stderr
+
+
+def test_a_walk_of_the_file_as_it_was_is_not_taken_for_the_file_as_it_is(
+    tmp_path: Path, claims: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guess walks the file, which is then written again in place (same inode, same members at
+    the same places, other names in the layer) before the archive is opened: the walk read bytes the
+    file no longer holds, so it is not taken, and the cache keeps the scan of the bytes there now."""
+    path = tmp_path / "image.tar"
+    path.write_bytes(image_of([tar_layer([("file", "/usr/lib/aaaa", 3000)])]))
+    rewritten = image_of([tar_layer([("file", "/usr/lib/bbbb", 3000)])])
+    assert len(rewritten) == path.stat().st_size
+    capture = layer_capture(True)  # the one the CLI's inspect gives the guess and the scanner
+    started = headstart.head_start(str(path), capture)
+    assert started is not None and started._job is not None
+    select.select([started._job.fileno()], [], [], 30)  # the walk has read the old bytes
+    with path.open("r+b") as handle:
+        handle.write(rewritten)
+    expected = _without_guessing(path, tmp_path / "plain.json", monkeypatch, "--no-cache")
+    assert b"/usr/lib/bbbb" in expected
+    cache = LayerCache(tmp_path / "cache")
+    try:
+        with open_image(str(path)) as opened:
+            opened.head_start = started
+            report = inspect_cached(opened, cache, runtime=True).report
+    finally:
+        started.cancel()
+    assert (report.model_dump_json(indent=2) + "\n").encode() == expected
+    assert (
+        _without_guessing(path, tmp_path / "again.json", monkeypatch, "--cache-dir", str(tmp_path / "cache"))
+        == expected
+    )
+    assert claims == [False]  # offered, and refused

@@ -8,7 +8,8 @@ archive's tar headers alone, before anything is imported or validated.
 
 The guess never changes a result. The walk reads the member's bytes with the capture the analysis
 will ask for. Once the archive is validated, the LayerScanner takes the walk over only when one of
-the image's layers lies at exactly that place in that file (`LayerBlob.location`). Otherwise, and
+the image's layers lies at exactly that place in that file (`LayerBlob.location`), the file
+unchanged since the walk began (`LayerBlob.scope`). Otherwise, and
 when the run ends, the walk is stopped. A walk that fails gives nothing: the scanner reads that layer
 again the usual way, so the error names it as the manifest does.
 """
@@ -22,7 +23,7 @@ import stat
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from layerscope.archive.blobs import FileWindow, Location
+from layerscope.archive.blobs import FileWindow, Location, file_scope
 from layerscope.archive.layers import scan_layer
 from layerscope.archive.tarstream import BLOCK, Kind, TarReader
 from layerscope.errors import LayerscopeError
@@ -45,6 +46,9 @@ class HeadStart:
 
     def __init__(self, fd: int, where: Location, capture: Capture) -> None:
         self.where = where
+        # the file as the walk will read it: a write after this changes the file's scope
+        # (LayerBlob.scope), and the walk is then not taken for the bytes the file holds now
+        self.scope = file_scope(os.fstat(fd))
         self.capture = capture
         window = functools.partial(FileWindow, fd, where[2], where[3])
         blob = LayerBlob(diff_id="", name="", stored_size=where[3], open=window)  # type: ignore[arg-type]
@@ -53,7 +57,7 @@ class HeadStart:
 
     def claim(self, blob: LayerBlob, capture: Capture) -> Forked[list[LayerScan] | None] | None:
         """The running walk, when it is the walk of `blob` with `capture` (once only)."""
-        if self._job is None or blob.location != self.where or capture is not self.capture:
+        if self._job is None or (blob.location, blob.scope) != (self.where, self.scope) or capture is not self.capture:
             return None
         job, self._job = self._job, None
         return job
