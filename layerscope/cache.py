@@ -2,7 +2,8 @@
 
 A layer is identified by its diff_id (the sha256 of its uncompressed tar), so what was learnt from
 it once holds for every image that shares it: the second run on an image, and a new image that
-shares its base layers with an old one, pay only for the layers never seen before.
+shares its base layers with an old one, pay only for the layers never seen before (where the
+source vouches for the layer's bytes: the keys are made in layerscope/analysis/cached.py).
 
 The cache directory is written by this user, but is still read as hostile input: every entry names
 the key and the analysis version it was written for and carries the sha256 of its payload, and an
@@ -122,9 +123,17 @@ class LayerCache:
     def __init__(self, directory: Path, max_bytes: int = DEFAULT_MAX_BYTES, version: str | None = None) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
-        self.version = version or analysis_version()
+        self._version = version
         self.hits = 0
         self.misses = 0
+
+    @property
+    def version(self) -> str:
+        # computed at the first lookup, not when the cache is opened: that happens before the
+        # biggest layer's walk is forked (archive/headstart.py), and hashing the sources takes 7 ms
+        if self._version is None:
+            self._version = analysis_version()
+        return self._version
 
     def _path(self, key: str) -> Path:
         # The file name is derived from the key, never the key itself: keys come from image configs.

@@ -480,10 +480,11 @@ def _open_cache(args: argparse.Namespace) -> LayerCache | None:
     if getattr(args, "no_cache", True) and args.command != "cache":
         return None
     from layerscope.cache import DEFAULT_MAX_BYTES, LayerCache, default_directory
-    from layerscope.units import parse_size
 
     max_bytes = DEFAULT_MAX_BYTES
     if args.cache_size is not None:
+        from layerscope.units import parse_size  # humanize and decimal: not before the first walk forks
+
         try:
             max_bytes = parse_size(args.cache_size)
         except ValueError as exc:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 import sys
 from pathlib import Path
@@ -122,6 +121,8 @@ def _replace(real: Path, data: bytes, existing: os.stat_result | None) -> None:
 
 
 def _temporary_beside(real: Path) -> tuple[int, Path]:
+    import secrets  # here: the CLI imports this module before it forks the first walk (see cli._inspection)
+
     for _ in range(100):
         tmp = real.with_name(f".{real.name}.{secrets.token_hex(4)}.tmp")
         try:
