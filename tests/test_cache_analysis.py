@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from builders import unpack_layout
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -156,8 +157,7 @@ def test_a_layout_blob_written_again_is_read_again(tmp_path: Path) -> None:
     """In a layout each blob is a file of its own: the layer with dpkg's status is rewritten in place
     (another package list, the same digest in its name and the same size)."""
     layout = tmp_path / "layout"
-    with tarfile.open(SAMPLES / "before.tar") as archive:  # an OCI archive is a layout in a tar
-        archive.extractall(layout, filter="data")
+    unpack_layout(SAMPLES / "before.tar", layout)  # an OCI archive is a layout in a tar
     original = _report(tmp_path, layout, *_cache_args(tmp_path / "cache"))
     blob = next(p for p in (layout / "blobs" / "sha256").iterdir() if _has_status(p.read_bytes()))
     old = blob.read_bytes()
@@ -175,8 +175,7 @@ def test_a_layout_blob_pointed_elsewhere_while_open_does_not_answer_for_the_firs
     nothing read yet), then the symlink is pointed at a lie (the genuine file untouched): the lie is
     read, and must not be kept as what the genuine file holds. Then the genuine layout is read."""
     genuine, other = tmp_path / "genuine", tmp_path / "other"
-    with tarfile.open(SAMPLES / "before.tar") as archive:  # an OCI archive is a layout in a tar
-        archive.extractall(genuine, filter="data")
+    unpack_layout(SAMPLES / "before.tar", genuine)  # an OCI archive is a layout in a tar
     shutil.copytree(genuine, other)
     blob = next(p for p in (other / "blobs" / "sha256").iterdir() if _has_status(p.read_bytes()))
     lie = tmp_path / "lie"

@@ -19,6 +19,7 @@ from typing import Any
 
 import make_samples as ms
 import pytest
+from builders import unpack_layout
 from registry_servers import (
     Faults,
     LayoutRegistry,
@@ -404,8 +405,7 @@ def test_a_registry_that_lies_about_a_diff_id_never_answers_for_another(
     The genuine image is read, then the lie (its layer read, as its blob is another), then the
     genuine one with other options: each report is its own bytes' report."""
     genuine = tmp_path / "genuine"
-    with tarfile.open(SAMPLES / "before.tar") as archive:
-        archive.extractall(genuine, filter="data")
+    unpack_layout(SAMPLES / "before.tar", genuine)
     _layout_with_a_lying_layer(genuine, tmp_path / "lie")
     cache = ("--cache-dir", str(tmp_path / "cache"))
     with (
