@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import io
 import json
@@ -144,3 +145,23 @@ def unpack_layout(archive: Path, target: Path) -> Path:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
     return target
+
+
+def has_dpkg_status(blob: bytes) -> bool:
+    """Whether a blob is a gzip layer holding dpkg's status."""
+    if blob[:2] != b"\x1f\x8b":
+        return False
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
+        return "var/lib/dpkg/status" in tar.getnames()
+
+
+def first_package_renamed(layer: bytes) -> bytes:
+    """The layer tar with the first package in dpkg's status renamed, in place (same length, so every
+    header stays as it was): a package list that is a lie."""
+    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
+        status = tar.getmember("var/lib/dpkg/status")
+    start, end = status.offset_data, status.offset_data + status.size
+    content = layer[start:end]
+    name = content.split(b"Package: ", 1)[1].split(b"\n", 1)[0]
+    content = content.replace(b"Package: " + name + b"\n", b"Package: " + b"z" * len(name) + b"\n", 1)
+    return layer[:start] + content + layer[end:]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from builders import unpack_layout
+from builders import first_package_renamed, has_dpkg_status, unpack_layout
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,18 +123,6 @@ def _gzip(data: bytes, memory: int) -> bytes:
     return packer.compress(data) + packer.flush()
 
 
-def _renamed_package(layer: bytes) -> bytes:
-    """The layer tar with the first package in dpkg's status renamed, in place (same length, so every
-    header stays as it was): a package list that is a lie."""
-    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
-        status = tar.getmember("var/lib/dpkg/status")
-    start, end = status.offset_data, status.offset_data + status.size
-    content = layer[start:end]
-    name = content.split(b"Package: ", 1)[1].split(b"\n", 1)[0]
-    content = content.replace(b"Package: " + name + b"\n", b"Package: " + b"z" * len(name) + b"\n", 1)
-    return layer[:start] + content + layer[end:]
-
-
 def _package_names(report: str) -> set[str]:
     return {p["name"] for p in json.loads(report)["packages"]}
 
@@ -145,7 +133,7 @@ def test_an_archive_that_lies_about_its_layers_never_answers_for_another(tmp_pat
     report, with a shared cache, is the report of its own bytes, whichever is read first."""
     truth = SAMPLES / "before.tar"
     lie = tmp_path / "lie.tar"
-    _rewritten(truth, lie, _renamed_package)
+    _rewritten(truth, lie, first_package_renamed)
     expected = {path: _report(tmp_path, path, "--no-cache") for path in (truth, lie)}
     assert _package_names(expected[truth]) != _package_names(expected[lie])  # the lie shows without the cache
     first, second = (lie, truth) if order == "lie first" else (truth, lie)
@@ -159,9 +147,9 @@ def test_a_layout_blob_written_again_is_read_again(tmp_path: Path) -> None:
     layout = tmp_path / "layout"
     unpack_layout(SAMPLES / "before.tar", layout)  # an OCI archive is a layout in a tar
     original = _report(tmp_path, layout, *_cache_args(tmp_path / "cache"))
-    blob = next(p for p in (layout / "blobs" / "sha256").iterdir() if _has_status(p.read_bytes()))
+    blob = next(p for p in (layout / "blobs" / "sha256").iterdir() if has_dpkg_status(p.read_bytes()))
     old = blob.read_bytes()
-    packed = min((_gzip(_renamed_package(gzip.decompress(old)), memory) for memory in range(1, 10)), key=len)
+    packed = min((_gzip(first_package_renamed(gzip.decompress(old)), memory) for memory in range(1, 10)), key=len)
     assert len(packed) <= len(old)
     with blob.open("r+b") as handle:
         handle.write(packed + bytes(len(old) - len(packed)))
@@ -177,9 +165,9 @@ def test_a_layout_blob_pointed_elsewhere_while_open_does_not_answer_for_the_firs
     genuine, other = tmp_path / "genuine", tmp_path / "other"
     unpack_layout(SAMPLES / "before.tar", genuine)  # an OCI archive is a layout in a tar
     shutil.copytree(genuine, other)
-    blob = next(p for p in (other / "blobs" / "sha256").iterdir() if _has_status(p.read_bytes()))
+    blob = next(p for p in (other / "blobs" / "sha256").iterdir() if has_dpkg_status(p.read_bytes()))
     lie = tmp_path / "lie"
-    lie.write_bytes(gzip.compress(_renamed_package(gzip.decompress(blob.read_bytes()))))
+    lie.write_bytes(gzip.compress(first_package_renamed(gzip.decompress(blob.read_bytes()))))
     blob.unlink()
     blob.symlink_to(genuine / "blobs" / "sha256" / blob.name)
     expected = _report(tmp_path, genuine, "--no-cache")
@@ -189,13 +177,6 @@ def test_a_layout_blob_pointed_elsewhere_while_open_does_not_answer_for_the_firs
         swapped.replace(blob)  # as `ln -sfT`: the name points elsewhere at once
         inspect_cached(opened, LayerCache(tmp_path / "cache"), runtime=True)
     assert _report(tmp_path, genuine, *_cache_args(tmp_path / "cache")) == expected
-
-
-def _has_status(blob: bytes) -> bool:
-    if blob[:2] != b"\x1f\x8b":
-        return False
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
-        return "var/lib/dpkg/status" in tar.getnames()
 
 
 def test_a_docker_save_on_stdin_is_never_cached(tmp_path: Path) -> None:
@@ -221,7 +202,7 @@ def test_an_archive_file_written_again_is_read_again(tmp_path: Path) -> None:
     archive = tmp_path / "image.tar"
     archive.write_bytes((SAMPLES / "before.tar").read_bytes())
     _report(tmp_path, archive, *_cache_args(tmp_path / "cache"))
-    _rewritten(SAMPLES / "before.tar", archive, _renamed_package)  # in place: same inode, same size
+    _rewritten(SAMPLES / "before.tar", archive, first_package_renamed)  # in place: same inode, same size
     assert _report(tmp_path, archive, *_cache_args(tmp_path / "cache")) == _report(tmp_path, archive, "--no-cache")
 
 

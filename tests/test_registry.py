@@ -19,7 +19,7 @@ from typing import Any
 
 import make_samples as ms
 import pytest
-from builders import unpack_layout
+from builders import first_package_renamed, has_dpkg_status, unpack_layout
 from registry_servers import (
     Faults,
     LayoutRegistry,
@@ -361,8 +361,8 @@ def _layout_with_a_lying_layer(genuine: Path, target: Path) -> None:
     serving this passes every check the pull makes, and lies only about the diff_id."""
     shutil.copytree(genuine, target)
     blobs = target / "blobs" / "sha256"
-    old = next(path for path in blobs.iterdir() if _gzip_layer_with_status(path.read_bytes()))
-    lie = gzip.compress(_first_package_renamed(gzip.decompress(old.read_bytes())))
+    old = next(path for path in blobs.iterdir() if has_dpkg_status(path.read_bytes()))
+    lie = gzip.compress(first_package_renamed(gzip.decompress(old.read_bytes())))
     lie_digest = _put_blob(blobs, lie)
     index = json.loads((target / "index.json").read_text())
     manifest = json.loads((blobs / index["manifests"][0]["digest"].removeprefix("sha256:")).read_text())
@@ -378,23 +378,6 @@ def _put_blob(blobs: Path, data: bytes) -> str:
     digest = hashlib.sha256(data).hexdigest()
     (blobs / digest).write_bytes(data)
     return f"sha256:{digest}"
-
-
-def _gzip_layer_with_status(blob: bytes) -> bool:
-    if blob[:2] != b"\x1f\x8b":
-        return False
-    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob))) as tar:
-        return "var/lib/dpkg/status" in tar.getnames()
-
-
-def _first_package_renamed(layer: bytes) -> bytes:
-    with tarfile.open(fileobj=io.BytesIO(layer)) as tar:
-        status = tar.getmember("var/lib/dpkg/status")
-    start, end = status.offset_data, status.offset_data + status.size
-    content = layer[start:end]
-    name = content.split(b"Package: ", 1)[1].split(b"\n", 1)[0]
-    content = content.replace(b"Package: " + name + b"\n", b"Package: " + b"z" * len(name) + b"\n", 1)
-    return layer[:start] + content + layer[end:]
 
 
 def test_a_registry_that_lies_about_a_diff_id_never_answers_for_another(
