@@ -111,11 +111,17 @@ def _rewritten(archive: Path, target: Path, change: Callable[[bytes], bytes]) ->
         blobs = [m for m in tar.getmembers() if m.name.startswith("blobs/") and m.isfile()]
         member = max(blobs, key=lambda m: m.size)
         blob = bytes(data[member.offset_data : member.offset_data + member.size])
+    data[member.offset_data : member.offset_data + member.size] = _repacked(blob, change)
+    target.write_bytes(bytes(data))
+
+
+def _repacked(blob: bytes, change: Callable[[bytes], bytes]) -> bytes:
+    """The gzip layer `blob` with its tar `change`d, packed again into exactly len(blob) bytes (the
+    smallest of zlib's memory levels, then zero padding after the gzip stream)."""
     changed = change(gzip.decompress(blob))
     packed = min((_gzip(changed, memory) for memory in range(1, 10)), key=len)
-    assert len(packed) <= member.size, "the changed layer must pack into the old size"
-    data[member.offset_data : member.offset_data + member.size] = packed + bytes(member.size - len(packed))
-    target.write_bytes(bytes(data))
+    assert len(packed) <= len(blob), "the changed layer must pack into the old size"
+    return packed + bytes(len(blob) - len(packed))
 
 
 def _gzip(data: bytes, memory: int) -> bytes:
@@ -148,11 +154,9 @@ def test_a_layout_blob_written_again_is_read_again(tmp_path: Path) -> None:
     unpack_layout(SAMPLES / "before.tar", layout)  # an OCI archive is a layout in a tar
     original = _report(tmp_path, layout, *_cache_args(tmp_path / "cache"))
     blob = next(p for p in (layout / "blobs" / "sha256").iterdir() if has_dpkg_status(p.read_bytes()))
-    old = blob.read_bytes()
-    packed = min((_gzip(first_package_renamed(gzip.decompress(old)), memory) for memory in range(1, 10)), key=len)
-    assert len(packed) <= len(old)
-    with blob.open("r+b") as handle:
-        handle.write(packed + bytes(len(old) - len(packed)))
+    repacked = _repacked(blob.read_bytes(), first_package_renamed)
+    with blob.open("r+b") as handle:  # in place: the same file, the same size
+        handle.write(repacked)
     expected = _report(tmp_path, layout, "--no-cache")
     assert _package_names(expected) != _package_names(original)
     assert _report(tmp_path, layout, *_cache_args(tmp_path / "cache")) == expected

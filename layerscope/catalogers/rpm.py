@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from layerscope.catalogers.base import MIB, FileSource, Package
-from layerscope.catalogers.rpmdb import RpmDbError, read_rpmdb
 
 # In order of preference: the current default (Fedora 36+, SUSE), the classic one (often a link to
 # the first), and the one older SUSE and some minimal images use.
@@ -30,6 +29,10 @@ class RpmCataloger:
         found = [(d, n, data) for d in _DIRS for n in _NAMES if (data := files.read(d + n)) is not None]
         if not found:
             return []
+        # Imported here: the layer walk needs only capture_limit, and the reader brings in sqlite3,
+        # which the CLI would otherwise import before it forks the first walk (archive/headstart.py).
+        from layerscope.catalogers.rpmdb import RpmDbError, read_rpmdb
+
         directory, name, data = found[0]
         path = directory + name
         for other_dir, other_name, other in found[1:]:

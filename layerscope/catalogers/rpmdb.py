@@ -9,15 +9,12 @@ Each yields header blobs in rpm's on-disk "header without lead" form: il, dl, in
 
 from __future__ import annotations
 
+import sqlite3
 import struct
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from layerscope.errors import ArchiveError
-
-if TYPE_CHECKING:  # imported where a database is opened: the layer walk, which imports this module, never does
-    import sqlite3
 
 # rpm tag numbers (rpmtag.h)
 NAME, VERSION, RELEASE, EPOCH, SIZE, ARCH = 1000, 1001, 1002, 1003, 1009, 1022
@@ -170,14 +167,14 @@ _Item = bytes | str
 
 # sqlite runs inside our process: it must not write temp files, run long, or build huge values.
 _SQLITE_LIMITS = {
-    "SQLITE_LIMIT_LENGTH": MAX_HEADER_BYTES,
-    "SQLITE_LIMIT_SQL_LENGTH": 1 << 20,
-    "SQLITE_LIMIT_EXPR_DEPTH": 100,
-    "SQLITE_LIMIT_COMPOUND_SELECT": 10,
-    "SQLITE_LIMIT_VDBE_OP": 100_000,
-    "SQLITE_LIMIT_ATTACHED": 0,
-    "SQLITE_LIMIT_TRIGGER_DEPTH": 1,
-    "SQLITE_LIMIT_WORKER_THREADS": 0,
+    sqlite3.SQLITE_LIMIT_LENGTH: MAX_HEADER_BYTES,
+    sqlite3.SQLITE_LIMIT_SQL_LENGTH: 1 << 20,
+    sqlite3.SQLITE_LIMIT_EXPR_DEPTH: 100,
+    sqlite3.SQLITE_LIMIT_COMPOUND_SELECT: 10,
+    sqlite3.SQLITE_LIMIT_VDBE_OP: 100_000,
+    sqlite3.SQLITE_LIMIT_ATTACHED: 0,
+    sqlite3.SQLITE_LIMIT_TRIGGER_DEPTH: 1,
+    sqlite3.SQLITE_LIMIT_WORKER_THREADS: 0,
 }
 _SQLITE_STEPS = 1_000  # virtual machine instructions between two progress-handler calls
 _SQLITE_BUDGET = 200_000  # progress-handler calls allowed: 200 M instructions (a real rpmdb needs < 1 M)
@@ -188,12 +185,10 @@ _SQLITE_QUERY = (
 
 
 def _sqlite_connection(image: bytes) -> sqlite3.Connection:
-    import sqlite3
-
     connection = sqlite3.connect(":memory:")
     connection.text_factory = bytes  # text in a damaged file need not be UTF-8: never decode it
     for limit, value in _SQLITE_LIMITS.items():
-        connection.setlimit(getattr(sqlite3, limit), value)
+        connection.setlimit(limit, value)
     calls = 0
 
     def budget() -> int:
@@ -211,8 +206,6 @@ def _sqlite_connection(image: bytes) -> sqlite3.Connection:
 def sqlite_blobs(data: bytes) -> Generator[_Item]:
     if not data.startswith(b"SQLite format 3\0"):
         raise RpmDbError("not an sqlite database")
-    import sqlite3
-
     # rpm keeps its sqlite database in WAL mode, which an in-memory copy cannot open: bytes 18-19
     # select the journal mode, and 1 (rollback journal) reads the same pages.
     connection = None
