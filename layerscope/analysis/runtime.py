@@ -10,8 +10,10 @@ directories, multiarch ones included. A candidate of another ELF class or machin
 loader does. A name already loaded in the same process (by the executable or an earlier library) needs
 no search. musl (ldso/dynlink.c) answers the C library's own names (libc.*, libm.*, libpthread.*...)
 itself; searches LD_LIBRARY_PATH, the RPATH/RUNPATH of the object and of the objects that loaded it
-(expanding $ORIGIN only: any other token voids that object's path), then /etc/ld-musl-ARCH.path or
-its defaults; by file name only (no cache, no DT_SONAME).
+(expanding $ORIGIN only, the folder of the name an object was opened by: any other token voids that
+object's path), then PREFIX/etc/ld-musl-ARCH.path (PREFIX from the program's PT_INTERP) or its
+defaults; by file name only (no cache, no DT_SONAME, loaded objects known by the name they were
+found under), taking the first file of the name whatever it is.
 
 Roots: dynamic executables; Python extension modules (loaded by the image's interpreter, whose own
 libraries are already loaded); every other library no root reaches, as if loaded on its own.
@@ -127,6 +129,8 @@ class _Image:
         )
         self.musl = self.musl_loader is not None
         self._found: dict[tuple[str, str, int, int], str | None] = {}
+        self._opened: dict[str, tuple[bool, str | None]] = {}
+        self._musl_paths: dict[str, list[str]] = {}
         self.conf_dirs = self._conf_dirs()
         self.default_dirs = self._default_dirs()
         self._by_soname = self._soname_index([*self.conf_dirs, *self.default_dirs])
@@ -181,6 +185,16 @@ class _Image:
             self._found[key] = path if path is not None and self.usable(path, elf_class, machine) else None
         return self._found[key]
 
+    def musl_open(self, folder: str, name: str) -> tuple[str, str | None] | None:
+        """musl's path_open: the candidate `folder/name` when open(2) would succeed on it (any file or
+        directory, through symlinks), with the regular file it is (None for anything else)."""
+        candidate = f"{folder.rstrip('/')}/{name}"
+        if candidate not in self._opened:
+            exists = self.fs.lookup(candidate, follow_last=True) is not None
+            self._opened[candidate] = (exists, self.file(candidate) if exists else None)
+        exists, found = self._opened[candidate]
+        return (candidate, found) if exists else None
+
     def by_soname(self, name: str, elf_class: int, machine: int) -> str | None:
         """What ld.so.cache would give: a library in the cache directories whose DT_SONAME is `name`."""
         return next((p for p in self._by_soname.get(name, ()) if self.usable(p, elf_class, machine)), None)
@@ -189,7 +203,7 @@ class _Image:
 
     def _conf_dirs(self) -> list[str]:
         if self.musl_loader is not None:
-            return self._musl_dirs(self.musl_loader)
+            return []  # musl's path file depends on the loader's name in each program: musl_dirs
         dirs: list[str] = []
         pending = ["/etc/ld.so.conf"]
         seen: set[str] = set()
@@ -213,14 +227,24 @@ class _Image:
     def _conf_glob(self, pattern: str) -> list[str]:
         return sorted(p for p in self.texts if is_loader_config(p) and fnmatch.fnmatchcase(p, normalize(pattern)))
 
-    def _musl_dirs(self, loader: str) -> list[str]:
-        # The loader reads the one file named after its own architecture (ld-musl-x86_64.so.1 reads
-        # ld-musl-x86_64.path), never the ld-musl-ARCH.d/ fragments Debian's ld-musl-config merges.
-        arch = loader.rsplit("/", 1)[-1].removeprefix("ld-musl-").split(".so", 1)[0]
-        data = self.texts.get(self.file(f"/etc/ld-musl-{arch}.path") or "")
-        if data is None:
-            return list(_MUSL_DIRS)
-        return [d for d in re.split(r"[:\n]", data.decode("utf-8", "replace")) if d.strip()]
+    def musl_dirs(self, ldso: str) -> list[str]:
+        """The system path of a musl process whose loader is named `ldso`: the executable's PT_INTERP
+        string as written (ldso.name in dynlink.c's __dls3, also under `--list`), not the file it leads to."""
+        # load_library reads PREFIX/etc/ld-musl-ARCH.path, PREFIX being that name less its last two
+        # components: /lib/ld-musl-x86_64.so.1 reads /etc/..., /usr/lib/ld-musl-x86_64.so.1 /usr/etc/...
+        # ARCH is the loader's own (LDSO_ARCH), named in its file name, never the ld-musl-ARCH.d/
+        # fragments Debian's ld-musl-config merges.
+        prefix = ldso.rsplit("/", 2)[0] if ldso.startswith("/") and ldso.count("/") >= 2 else ""
+        named = ldso.rsplit("/", 1)[-1]
+        loader = named if named.startswith("ld-musl-") else (self.musl_loader or "").rsplit("/", 1)[-1]
+        arch = loader.removeprefix("ld-musl-").split(".so", 1)[0]
+        path_file = normalize(f"{prefix}/etc/ld-musl-{arch}.path")
+        if path_file not in self._musl_paths:
+            data = self.texts.get(self.file(path_file) or "")
+            text = data.decode("utf-8", "replace") if data is not None else None
+            dirs = list(_MUSL_DIRS) if text is None else [d for d in re.split(r"[:\n]", text) if d.strip()]
+            self._musl_paths[path_file] = dirs
+        return self._musl_paths[path_file]
 
     def _default_dirs(self) -> list[str]:
         if self.musl:
@@ -250,6 +274,9 @@ def _expand(entries: tuple[str, ...], origin: str, lib: str) -> list[str]:
     return out
 
 
+Opened = tuple[str, str]  # an object's canonical path, and the path the loader opened it by
+
+
 class _Loader:
     """Simulates one process at a time: a root object and everything it loads."""
 
@@ -261,20 +288,23 @@ class _Loader:
         self.reached: set[str] = set()
         self.failures: dict[Need, None] = {}
         self.resolved: dict[str, str] = {}  # library name -> a path it resolved to
+        self.ldso = image.musl_loader or ""  # musl: the loader's name in the process being loaded
 
-    def _rpath(self, path: str) -> list[str]:
-        info = self.image.elf.get(path)
+    def _rpath(self, obj: Opened) -> list[str]:
+        info = self.image.elf.get(obj[0])
         if info is None or info.rpath is None or info.runpath is not None:
             return []
-        return _expand(info.rpath, posixpath.dirname(path), "lib64" if info.elf_class == 2 else "lib")
+        return _expand(info.rpath, posixpath.dirname(obj[1]), "lib64" if info.elf_class == 2 else "lib")
 
-    def search(self, name: str, needer: str, chain: tuple[str, ...]) -> str | None:
+    def search(self, name: str, needer: Opened, chain: tuple[Opened, ...]) -> Opened | None:
         image = self.image
-        info = image.elf[needer]
+        info = image.elf[needer[0]]
         cls, machine = info.elf_class, info.machine
         if "/" in name:
             found = image.file(normalize(name))
-            return found if found is not None and image.usable(found, cls, machine) else None
+            if found is None or not image.usable(found, cls, machine):
+                return None
+            return found, normalize(name) if image.musl else found
         if image.musl:
             return self._musl_search(name, needer, chain)
         dirs: list[str] = []
@@ -283,63 +313,80 @@ class _Loader:
                 dirs += self._rpath(loader)
         dirs += self.ld_library_path
         if info.runpath:
-            dirs += _expand(info.runpath, posixpath.dirname(needer), "lib64" if cls == 2 else "lib")
+            dirs += _expand(info.runpath, posixpath.dirname(needer[1]), "lib64" if cls == 2 else "lib")
         cache = [] if info.nodeflib else [*image.conf_dirs, *image.default_dirs]
         for folder in dict.fromkeys([*dirs, *cache]):
             found = image.find_in(folder, name, cls, machine)
             if found is not None:
-                return found
-        return None if info.nodeflib else image.by_soname(name, cls, machine)
+                return found, found
+        found = None if info.nodeflib else image.by_soname(name, cls, machine)
+        return (found, found) if found is not None else None
 
-    def _musl_search(self, name: str, needer: str, chain: tuple[str, ...]) -> str | None:
+    def _musl_search(self, name: str, needer: Opened, chain: tuple[Opened, ...]) -> Opened | None:
         image = self.image
-        if image.musl_loader is not None and _MUSL_OWN_NAMES.match(name):
-            return image.file(image.musl_loader)  # the loader is the C library: it never searches these
-        info = image.elf[needer]
+        if _MUSL_OWN_NAMES.match(name):
+            itself = image.file(self.ldso) or image.file(image.musl_loader or "")
+            return (itself, itself) if itself is not None else None  # the loader is the C library
+        info = image.elf[needer[0]]
         dirs = list(self.ld_library_path)
         for loader in (needer, *chain):
             dirs += self._musl_path(loader)
-        for folder in dict.fromkeys([*dirs, *image.conf_dirs]):
-            found = image.find_in(folder, name, info.elf_class, info.machine)
-            if found is not None:
-                return found
+        for folder in dict.fromkeys([*dirs, *image.musl_dirs(self.ldso)]):
+            opened = image.musl_open(folder, name)
+            if opened is None:
+                continue
+            # path_open takes the first candidate open(2) accepts, and load_library never searches on:
+            # map_library fails on anything but an ELF object of the loader's class (a 32-bit library
+            # for a 64-bit program, a linker script, a folder). It never reads e_machine, but another
+            # machine's relocations are not the loader's (do_relocs: unsupported relocation type).
+            candidate, found = opened
+            if found is None or not image.usable(found, info.elf_class, info.machine):
+                return None
+            return found, candidate
         return None
 
-    def _musl_path(self, path: str) -> list[str]:
+    def _musl_path(self, obj: Opened) -> list[str]:
         """An object's DT_RUNPATH, else its DT_RPATH, as musl reads it."""
-        info = self.image.elf.get(path)
+        info = self.image.elf.get(obj[0])
         entries = (info.runpath if info.runpath is not None else info.rpath) if info is not None else None
         if not entries or any(_NOT_ORIGIN.search(entry) for entry in entries):
             return []
-        return _expand(entries, posixpath.dirname(path), "lib")
+        # fixup_rpath: $ORIGIN is the folder of the name the object was opened by (p->name), not of the
+        # file a symlink leads to; only the executable's is its real path (readlink /proc/self/exe)
+        return _expand(entries, posixpath.dirname(obj[1]), "lib")
 
-    def load(self, root: str, preloaded: Mapping[str, str] | None = None) -> dict[str, str]:
-        """Load `root` and its dependencies breadth first, as ld.so does; returns the names loaded."""
+    def load(self, root: str, preloaded: Mapping[str, str] | None = None, host: str | None = None) -> dict[str, str]:
+        """Load `root` and its dependencies breadth first, as ld.so does, in the process of the
+        executable `host` (root itself by default); returns the names loaded."""
         image = self.image
+        started = image.elf.get(host or root)
+        self.ldso = (started.interpreter if started is not None else None) or image.musl_loader or ""
         loaded: dict[str, str] = dict(preloaded or {})
-        queue: deque[tuple[str, tuple[str, ...]]] = deque([(root, ())])
+        queue: deque[tuple[Opened, tuple[Opened, ...]]] = deque([((root, root), ())])
         seen = {root}
         while queue and len(seen) <= MAX_OBJECTS:
-            path, chain = queue.popleft()
-            self.reached.add(path)
-            info = image.elf.get(path)
+            obj, chain = queue.popleft()
+            self.reached.add(obj[0])
+            info = image.elf.get(obj[0])
             if info is None:
                 continue
             for name in info.needed:
                 if name in loaded:
                     continue
-                found = self.search(name, path, chain)
+                found = self.search(name, obj, chain)
                 if found is None:
-                    self.failures.setdefault(Need(name, path))
+                    self.failures.setdefault(Need(name, obj[0]))
                     continue
-                loaded[name] = found
-                self.resolved.setdefault(name, found)
-                soname = image.elf[found].soname if found in image.elf else None
-                if soname:
-                    loaded.setdefault(soname, found)
-                if found not in seen:
-                    seen.add(found)
-                    queue.append((found, (path, *chain)))
+                path = loaded[name] = found[0]
+                self.resolved.setdefault(name, path)
+                soname = image.elf[path].soname if path in image.elf else None
+                if soname and not image.musl:
+                    # glibc knows a loaded object by its DT_SONAME too; musl's load_library only by
+                    # its shortname, the file name it was found under
+                    loaded.setdefault(soname, path)
+                if path not in seen:
+                    seen.add(path)
+                    queue.append((found, (obj, *chain)))
         return loaded
 
 
@@ -448,7 +495,7 @@ def _load_everything(image: _Image, loader: _Loader, interpreter: str | None, py
     preloaded = loader.load(interpreter) if interpreter else {}
     for path, info in sorted(image.elf.items()):
         if _is_extension(path, info, python_path):
-            loader.load(path, preloaded)
+            loader.load(path, preloaded, interpreter)
     for path, info in sorted(image.elf.items()):
         if info.dynamic and path not in loader.reached:
             loader.load(path)

@@ -37,7 +37,9 @@ def probe_text(read_at: ReadAt, size: int) -> Text:
 
 
 def is_loader_config(path: str) -> bool:
-    return path == "/etc/ld.so.conf" or path.startswith(("/etc/ld.so.conf.d/", "/etc/ld-musl-"))
+    """glibc's ld.so.conf files; musl's path files, which a loader in PREFIX/lib reads from PREFIX/etc
+    (/usr/etc/ld-musl-x86_64.path for /usr/lib/ld-musl-x86_64.so.1)."""
+    return path == "/etc/ld.so.conf" or path.startswith("/etc/ld.so.conf.d/") or "/etc/ld-musl-" in path
 
 
 def may_be_elf(path: str) -> bool:
@@ -55,7 +57,7 @@ def runtime_probe(path: str, size: int) -> MemberProbe | None:
     cheap tests come first)."""
     if size >= HEADER_MIN and may_be_elf(path):
         return probe_elf
-    if path.startswith("/etc/ld") and is_loader_config(path):
+    if "/etc/ld" in path and is_loader_config(path):
         return probe_text
     if path.endswith("/WHEEL") and path.endswith(".dist-info/WHEEL"):
         return probe_text
