@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import shutil
 import subprocess
 from contextlib import closing
 from pathlib import Path
@@ -50,6 +51,20 @@ def inspect(tmp_path: Path, layers: list[list[Entry]], env: list[str] | None = N
 def missing(report: ImageReport) -> dict[str, list[str]]:
     assert report.runtime is not None
     return {m.library: m.needed_by for m in report.runtime.missing}
+
+
+def ld_so_cache(tmp_path: Path, entries: list[Entry]) -> Entry:
+    """The /etc/ld.so.cache this machine's ldconfig makes of the files (and ld.so.conf) given."""
+    if shutil.which("ldconfig") is None:
+        pytest.skip("needs glibc's ldconfig")
+    root = tmp_path / f"root{next(_names)}"
+    for kind, path, payload in entries:
+        if kind == "file":
+            (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+            (root / path.lstrip("/")).write_bytes(payload if isinstance(payload, bytes) else str(payload).encode())
+    (root / "etc").mkdir(exist_ok=True)
+    subprocess.run(["ldconfig", "-X", "-r", str(root)], check=True, capture_output=True)
+    return ("file", "/etc/ld.so.cache", (root / "etc/ld.so.cache").read_bytes())
 
 
 def finding_ids(report: ImageReport) -> set[str]:
@@ -127,7 +142,9 @@ def test_found_through_ld_so_conf_d(tmp_path: Path, built: tuple[bytes, bytes]) 
         ("file", "/etc/ld.so.conf", b"# the usual\ninclude /etc/ld.so.conf.d/*.conf\n"),
         ("file", "/etc/ld.so.conf.d/vendor.conf", b"/opt/vendor/lib\n"),
     ]
-    assert missing(inspect(tmp_path, [base, conf])) == {}
+    # glibc reads ld.so.conf's folders only through the cache ldconfig makes of them
+    assert missing(inspect(tmp_path, [base, conf])) == {"libfoo.so.1": ["/opt/app/user.so"]}
+    assert missing(inspect(tmp_path, [base, conf, [ld_so_cache(tmp_path, [*base, *conf])]])) == {}
 
 
 def test_ld_library_path_from_the_config_env(tmp_path: Path, built: tuple[bytes, bytes]) -> None:
@@ -343,9 +360,7 @@ def test_an_executable_with_its_interpreter_and_the_c_library(tmp_path: Path) ->
         ("file", "/etc/ld.so.conf.d/libc.conf", b"/usr/local/lib\n"),
         ("file", "/etc/ld.so.conf", b"include /etc/ld.so.conf.d/*.conf\n"),
     ]
-    assert (
-        missing(inspect(tmp_path, [system, app, [("file", "/usr/local/lib/libfoo.so.1", lib.read_bytes())], conf]))
-        == {}
-    )
+    local: list[Entry] = [("file", "/usr/local/lib/libfoo.so.1", lib.read_bytes())]
+    assert missing(inspect(tmp_path, [system, app, local, conf, [ld_so_cache(tmp_path, [*local, *conf])]])) == {}
     no_loader = inspect(tmp_path, [system, app, [("file", "/usr/lib/x86_64-linux-gnu/.wh.ld-linux-x86-64.so.2", b"")]])
     assert "/lib64/ld-linux-x86-64.so.2" in missing(no_loader)

@@ -25,7 +25,10 @@ from typing import Any
 import pytest
 from builders import remove_images, run_tag
 from conftest import skip_or_fail
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from layerscope.analysis.runtime import parse_ld_so_cache
 from layerscope.cli import main
 
 ARCH = platform.machine()
@@ -449,3 +452,80 @@ def test_runtime_check_agrees_with_glibc_in_the_container(
         assert libraries == resolved
     expected_findings = {"missing-shared-library"} if not_found or errors else set()
     assert {f["id"] for f in report["findings"]} & RUNTIME_FINDINGS == expected_findings
+
+
+# -- ld.so.cache, as this machine's ldconfig writes it -------------------------------------------------
+
+
+def _ldconfig_root(root: Path) -> None:
+    """A root with a few of this machine's glibc libraries, one under a name that is not its DT_SONAME,
+    and ld.so.conf naming a folder of its own."""
+    if shutil.which("ldconfig") is None:
+        skip_or_fail("glibc's ldconfig is not installed")
+    libc = Path(re.search(r"libc\.so\.6 => (\S+)", _command("ldd", "/bin/sh")).group(1)).resolve()  # type: ignore[union-attr]
+    system = root / MULTIARCH.lstrip("/")
+    system.mkdir(parents=True)
+    (root / "opt/vendor/lib").mkdir(parents=True)
+    for name in ("libc.so.6", "libm.so.6"):
+        shutil.copy(libc.parent / name, system / name)
+    shutil.copy(libc, root / "opt/vendor/lib/libc-copy.so.1.2")
+    _write_tree(root, {"/etc/ld.so.conf": f"{VENDOR}\n".encode()}, {"/lib": "usr/lib"})
+
+
+def _ldconfig_listing(cache: Path) -> dict[str, list[str]]:
+    """What `ldconfig -p` reads in the cache: name -> paths, in the file's order."""
+    found: dict[str, list[str]] = {}
+    for name, path in re.findall(
+        r"^\t(\S+) \(.*\) => (\S+)$", _command("ldconfig", "-p", "-C", str(cache)), re.MULTILINE
+    ):
+        found.setdefault(name, []).append(path)
+    return found
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """The cache in each format this machine's ldconfig writes (-c new, -c compat: the old format
+    followed by the new one)."""
+    root = tmp_path_factory.mktemp("ldconfig")
+    _ldconfig_root(root)
+    made = {}
+    for form in ("new", "compat", "old"):
+        subprocess.run(["ldconfig", "-X", "-c", form, "-r", str(root)], check=True, capture_output=True)
+        made[form] = (root / "etc/ld.so.cache").read_bytes()
+    made["listing"] = json.dumps(_ldconfig_listing(root / "etc/ld.so.cache")).encode()
+    return made
+
+
+@pytest.mark.parametrize("form", ["new", "compat"])
+def test_ld_so_cache_read_as_ldconfig_reads_it(caches: dict[str, bytes], form: str) -> None:
+    expected = json.loads(caches["listing"])
+    assert sum(map(len, expected.values())) == 3  # libc.so.6 in two folders, libm.so.6
+    assert parse_ld_so_cache(caches[form]) == expected
+
+
+def test_ld_so_cache_in_the_old_format_alone_is_not_read(caches: dict[str, bytes]) -> None:
+    assert caches["old"].startswith(b"ld.so-1.7.0") and b"glibc-ld.so.cache" not in caches["old"]
+    assert parse_ld_so_cache(caches["old"]) is None
+
+
+def _check(found: dict[str, list[str]] | None, size: int) -> None:
+    if found is not None:
+        paths = [path for paths in found.values() for path in paths]
+        assert len(paths) <= size // 24 and all(path.startswith("/") for path in paths)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=600))
+def test_ld_so_cache_parser_survives_any_bytes(data: bytes) -> None:
+    for prefix in (b"", b"glibc-ld.so.cache1.1", b"ld.so-1.7.0\0"):
+        _check(parse_ld_so_cache(prefix + data), len(prefix + data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(flips=st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), min_size=1, max_size=8))
+def test_ld_so_cache_parser_survives_a_damaged_cache(caches: dict[str, bytes], flips: list[tuple[int, int]]) -> None:
+    for form in ("new", "compat"):
+        data = bytearray(caches[form])
+        for at, value in flips:
+            data[at % len(data)] = value
+        _check(parse_ld_so_cache(bytes(data)), len(data))

@@ -4,11 +4,16 @@ against the image's interpreter, architecture and C library.
 
 Search order (glibc's ld.so): the DT_RPATH of the object, then of the objects that loaded it up to
 the executable (only when the object has no DT_RUNPATH); LD_LIBRARY_PATH from the image config; the
-object's DT_RUNPATH; the directories of /etc/ld.so.conf (and its `include`s), standing in for
-ld.so.cache (matched by file name and by DT_SONAME, as ldconfig would register it); the default
-directories, multiarch ones included. A candidate of another ELF class or machine is skipped, as the
-loader does. A name already loaded in the same process (by the executable or an earlier library) needs
-no search. musl (ldso/dynlink.c) answers the C library's own names (libc.*, libm.*, libpthread.*...)
+object's DT_RUNPATH; /etc/ld.so.cache (read: its entries are DT_SONAMEs, each the path of the link
+ldconfig made; no cache, no folder of ld.so.conf; a cache that cannot be read: ld.so.conf's folders by
+file name instead); the loader's own folders, whether or not the cache knows the name (told by where
+its libc.so.6 is: Debian's /lib/TRIPLET, /usr/lib/TRIPLET, /lib, /usr/lib; Fedora's /lib64,
+/usr/lib64). $ORIGIN is the folder of the path an object was opened by (a link's, not its target's),
+`..` after it resolved by the kernel; $LIB the loader's folder; $PLATFORM the kernel's. A candidate of
+another ELF class or machine is skipped, as the loader does; a folder or a file that is not ELF ends
+the search. A name already loaded in the same process (by the executable or an earlier library, or a
+loaded object's DT_SONAME) needs no search. All measured against glibc 2.36 in containers
+(tests/test_runtime_glibc.py). musl (ldso/dynlink.c) answers the C library's own names (libc.*, libm.*, libpthread.*...)
 itself; searches LD_LIBRARY_PATH, the RPATH/RUNPATH of the object and of the objects that loaded it
 (expanding $ORIGIN only, the folder of the name an object was opened by: any other token voids that
 object's path), then PREFIX/etc/ld-musl-ARCH.path (PREFIX from the program's PT_INTERP) or its
@@ -24,13 +29,14 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
+import struct
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from layerscope.analysis.attribution import Attribution, FinalFS
-from layerscope.analysis.runtime_probe import Text, Unreadable, is_loader_config, may_be_elf
+from layerscope.analysis.runtime_probe import LD_SO_CACHE, Text, Unreadable, is_loader_config, may_be_elf
 from layerscope.archive.tarstream import Kind, normalize
 from layerscope.catalogers import CATALOGERS
 from layerscope.catalogers.python import PythonCataloger
@@ -62,6 +68,14 @@ _DEFAULT_DIRS = ("/lib", "/usr/lib", "/lib64", "/usr/lib64")
 _MUSL_DIRS = ("/lib", "/usr/local/lib", "/usr/lib")
 _MUSL_OWN_NAMES = re.compile(r"lib(?:c|pthread|rt|m|dl|util|xnet)\.")  # musl's loader is these libraries
 _NOT_ORIGIN = re.compile(r"\$(?!ORIGIN|\{ORIGIN\})")
+# the kernel's AT_PLATFORM, which glibc's $PLATFORM is (x86_64 glibc 2.26-2.36 may say "haswell" or
+# "xeon_phi" instead on CPUs that have what those need: then an entry naming x86_64 is not searched)
+_PLATFORMS = {"amd64": "x86_64", "arm64": "aarch64"}
+_CACHE_MAGIC = b"glibc-ld.so.cache1.1"  # the format ldconfig writes since glibc 2.32 (2.7+ beside the old)
+_OLD_CACHE_MAGIC = b"ld.so-1.7.0"
+_CACHE_HEADER = 48  # magic and version, nlibs, len_strings, flags, padding, extension_offset, unused
+_CACHE_ENTRY = 24  # flags, key, value, osversion, hwcap
+_CACHE_STRING_MAX = 4096
 
 
 @dataclass(frozen=True)
@@ -131,9 +145,11 @@ class _Image:
         self._found: dict[tuple[str, str, int, int], str | None] = {}
         self._opened: dict[str, tuple[bool, str | None]] = {}
         self._musl_paths: dict[str, list[str]] = {}
-        self.conf_dirs = self._conf_dirs()
-        self.default_dirs = self._default_dirs()
-        self._by_soname = self._soname_index([*self.conf_dirs, *self.default_dirs])
+        self.platform = _PLATFORMS.get(str(config.get("architecture")))
+        self.cache = None if self.musl else self._ld_so_cache()
+        # the folders of ld.so.conf stand in for a cache that exists but could not be read
+        self.conf_dirs = self._conf_dirs() if self.cache is None else []
+        self._system: dict[tuple[int, int], tuple[list[str], str | None]] = {}
 
     def _keep(self, path: str, found: object) -> None:
         if isinstance(found, ElfInfo):
@@ -195,9 +211,63 @@ class _Image:
         exists, found = self._opened[candidate]
         return (candidate, found) if exists else None
 
-    def by_soname(self, name: str, elf_class: int, machine: int) -> str | None:
-        """What ld.so.cache would give: a library in the cache directories whose DT_SONAME is `name`."""
-        return next((p for p in self._by_soname.get(name, ()) if self.usable(p, elf_class, machine)), None)
+    def refuses(self, candidate: str) -> bool:
+        """Whether glibc's open_verify ends the whole search at this candidate (_dl_signal_error):
+        a folder or a file that is no ELF object ("cannot read file data", "file too short",
+        "invalid ELF header"). Another class or machine is skipped instead, and the search goes on."""
+        found = self.fs.lookup(candidate, follow_last=True)
+        if found is None:
+            return False
+        if found[1].kind == Kind.DIR:
+            return True
+        path = self.file(candidate)
+        # a file named like a library is probed: neither ELF facts nor a read error means not ELF
+        return path is not None and path not in self.elf and path not in self.unreadable and may_be_elf(path)
+
+    def from_cache(self, name: str, elf_class: int, machine: int) -> tuple[str, str] | None:
+        """What _dl_load_cache_lookup gives for `name`: the file of its first cache entry that leads to
+        one of that class and machine, and the entry's path (the folder and the DT_SONAME ldconfig
+        read: its link, not the file's own name)."""
+        for entry in (self.cache or {}).get(name, ()):
+            path = self.file(entry)
+            if path is not None and self.usable(path, elf_class, machine):
+                return path, entry
+        return None
+
+    def system_dirs(self, elf_class: int, machine: int) -> tuple[list[str], str | None]:
+        """The loader's built-in folders (ld.so --help: "system search path") and its $LIB, told by
+        where that C library is: glibc compiles them in from its slibdir and libdir (Debian's:
+        /lib/TRIPLET, /usr/lib/TRIPLET, /lib, /usr/lib and lib/TRIPLET; Fedora's: /lib64, /usr/lib64 and
+        lib64). Without a libc.so.6 of that class and machine: every usual folder, $LIB unknown."""
+        key = (elf_class, machine)
+        if key not in self._system:
+            libc = next(
+                (
+                    p
+                    for p, info in sorted(self.elf.items())
+                    if info.soname == "libc.so.6" and (info.elf_class, info.machine) == key
+                ),
+                None,
+            )
+            folder = posixpath.dirname(libc) if libc is not None else ""
+            found: tuple[list[str], str | None]
+            top, _, sub = folder.removeprefix("/usr").lstrip("/").partition("/")
+            if "-linux-" in sub and top == "lib" and "/" not in sub:
+                found = [f"/lib/{sub}", f"/usr/lib/{sub}", "/lib", "/usr/lib"], f"lib/{sub}"
+            elif top in ("lib", "lib64", "lib32") and not sub:
+                found = [f"/{top}", f"/usr/{top}"], top
+            else:
+                found = self._default_dirs(), None
+            self._system[key] = found
+        return self._system[key]
+
+    def _ld_so_cache(self) -> dict[str, list[str]] | None:
+        """The libraries /etc/ld.so.cache lists ({} when there is none: glibc then looks in no folder
+        of ld.so.conf); None when there is one but it could not be read."""
+        if self.fs.lookup(LD_SO_CACHE, follow_last=True) is None:
+            return {}
+        data = self.texts.get(self.file(LD_SO_CACHE) or "")
+        return parse_ld_so_cache(data) if data is not None else None
 
     # -- loader configuration -------------------------------------------------------------------
 
@@ -254,23 +324,52 @@ class _Image:
             dirs = [f"/lib/{self.triplet}", f"/usr/lib/{self.triplet}", *dirs]
         return dirs
 
-    def _soname_index(self, folders: list[str]) -> dict[str, list[str]]:
-        canonical = {d for f in folders if (d := self.dir(f))}
-        index: dict[str, list[str]] = {}
-        for path, info in self.elf.items():
-            if info.soname and posixpath.dirname(path) in canonical:
-                index.setdefault(info.soname, []).append(path)
-        return index
+
+def parse_ld_so_cache(data: bytes) -> dict[str, list[str]] | None:
+    """ld.so.cache's entries, name -> paths in the file's order, from the format ldconfig writes since
+    glibc 2.32 (alone, or after the old one as 2.7-2.31 wrote by default); None for anything else, a
+    truncated or malformed cache included. Offsets and counts are checked against the data."""
+    start = 0
+    if data.startswith(_OLD_CACHE_MAGIC) and len(data) >= 16:
+        (count,) = struct.unpack_from("<I", data, 12)
+        after = 16 + 12 * min(count, len(data))  # the old entries, then the new format, aligned
+        start = data.find(_CACHE_MAGIC, after, after + 8 + len(_CACHE_MAGIC))
+    if start < 0 or not data.startswith(_CACHE_MAGIC, start) or len(data) < start + _CACHE_HEADER:
+        return None
+    endian = {0: "<", 2: "<", 3: ">"}.get(data[start + 28] & 3)  # dl-cache.h: unset, little, big
+    if endian is None:
+        return None
+    (count,) = struct.unpack_from(endian + "I", data, start + 20)
+    if count > (len(data) - start - _CACHE_HEADER) // _CACHE_ENTRY:
+        return None
+    entries: dict[str, list[str]] = {}
+    for at in range(start + _CACHE_HEADER, start + _CACHE_HEADER + count * _CACHE_ENTRY, _CACHE_ENTRY):
+        _flags, key, value = struct.unpack_from(endian + "iII", data, at)
+        name, path = _cache_string(data, start + key), _cache_string(data, start + value)
+        if name is None or path is None:
+            return None
+        if path.startswith("/"):
+            entries.setdefault(name, []).append(normalize(path))
+    return entries
 
 
-def _expand(entries: tuple[str, ...], origin: str, lib: str) -> list[str]:
-    """$ORIGIN (the object's folder), $LIB and $PLATFORM in RPATH/RUNPATH entries (ld.so(8))."""
+def _cache_string(data: bytes, at: int) -> str | None:
+    end = data.find(b"\0", at, at + _CACHE_STRING_MAX)
+    return data[at:end].decode("utf-8", "replace") if at < len(data) and end >= 0 else None
+
+
+def _expand(entries: tuple[str, ...], origin: str, lib: str | None, platform: str | None = None) -> list[str]:
+    """$ORIGIN (the object's folder), $LIB and $PLATFORM in RPATH/RUNPATH entries (ld.so(8)); an entry
+    with a token left unknown is dropped. `..` stays: the kernel resolves it after the links before it
+    (glibc's fillin_rpath keeps the string), so /opt/a/lib/../x is /opt/b/x when /opt/a/lib -> ../b/lib."""
     out = []
     for entry in entries:
         text = entry.replace("${ORIGIN}", "$ORIGIN").replace("${LIB}", "$LIB").replace("${PLATFORM}", "$PLATFORM")
-        text = text.replace("$ORIGIN", origin).replace("$LIB", lib)
+        text = text.replace("$ORIGIN", origin)
+        text = text.replace("$LIB", lib) if lib is not None else text
+        text = text.replace("$PLATFORM", platform) if platform is not None else text
         if "$" not in text and text.startswith("/"):
-            out.append(normalize(text))
+            out.append(re.sub("/+", "/", text).rstrip("/") or "/")
     return out
 
 
@@ -293,8 +392,14 @@ class _Loader:
     def _rpath(self, obj: Opened) -> list[str]:
         info = self.image.elf.get(obj[0])
         if info is None or info.rpath is None or info.runpath is not None:
-            return []
-        return _expand(info.rpath, posixpath.dirname(obj[1]), "lib64" if info.elf_class == 2 else "lib")
+            return []  # elf_get_dynamic_info drops DT_RPATH beside a DT_RUNPATH
+        return self._glibc_expand(info.rpath, obj, info)
+
+    def _glibc_expand(self, entries: tuple[str, ...], obj: Opened, info: ElfInfo) -> list[str]:
+        """$ORIGIN is the folder of the path the object was opened by (_dl_new_object takes l_origin
+        from the name open_path built, a link's own folder), the executable's its real path."""
+        lib = self.image.system_dirs(info.elf_class, info.machine)[1] or ("lib64" if info.elf_class == 2 else "lib")
+        return _expand(entries, posixpath.dirname(obj[1]), lib, self.image.platform)
 
     def search(self, name: str, needer: Opened, chain: tuple[Opened, ...]) -> Opened | None:
         image = self.image
@@ -304,7 +409,7 @@ class _Loader:
             found = image.file(normalize(name))
             if found is None or not image.usable(found, cls, machine):
                 return None
-            return found, normalize(name) if image.musl else found
+            return found, normalize(name)
         if image.musl:
             return self._musl_search(name, needer, chain)
         dirs: list[str] = []
@@ -313,14 +418,27 @@ class _Loader:
                 dirs += self._rpath(loader)
         dirs += self.ld_library_path
         if info.runpath:
-            dirs += _expand(info.runpath, posixpath.dirname(needer[1]), "lib64" if cls == 2 else "lib")
-        cache = [] if info.nodeflib else [*image.conf_dirs, *image.default_dirs]
-        for folder in dict.fromkeys([*dirs, *cache]):
-            found = image.find_in(folder, name, cls, machine)
+            dirs += self._glibc_expand(info.runpath, needer, info)
+        hit = self._search_dirs(name, dirs, info)
+        if hit is not None or info.nodeflib:
+            return hit or None
+        cached = image.from_cache(name, cls, machine)
+        if cached is not None:
+            return cached
+        # ld.so.conf's folders when the cache could not be read; then the loader's own folders, which
+        # it searches with or without a cache, and whether or not the cache knows the name
+        return self._search_dirs(name, [*image.conf_dirs, *image.system_dirs(cls, machine)[0]], info) or None
+
+    def _search_dirs(self, name: str, dirs: list[str], info: ElfInfo) -> Opened | tuple[()] | None:
+        """glibc's open_path over `dirs`: the file found and the path it was opened by; () when a
+        candidate ends the search (Image.refuses); None when no folder has it."""
+        for folder in dict.fromkeys(dirs):
+            found = self.image.find_in(folder, name, info.elf_class, info.machine)
             if found is not None:
-                return found, found
-        found = None if info.nodeflib else image.by_soname(name, cls, machine)
-        return (found, found) if found is not None else None
+                return found, f"{folder.rstrip('/')}/{name}"
+            if self.image.refuses(f"{folder.rstrip('/')}/{name}"):
+                return ()
+        return None
 
     def _musl_search(self, name: str, needer: Opened, chain: tuple[Opened, ...]) -> Opened | None:
         image = self.image

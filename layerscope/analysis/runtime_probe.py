@@ -1,15 +1,19 @@
 """What the runtime check looks at while the layers are walked: the ELF header and dynamic section of
-libraries and executables, the loader's configuration files and the WHEEL files of Python
+libraries and executables, the loader's configuration files and cache, and the WHEEL files of Python
 distributions. Runs in the layer workers, so it stays light (no pydantic) and returns plain tuples."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from layerscope.archive.probe import MemberProbe, ProbeLimit, ReadAt
+from layerscope.archive.probe import HEAD_KEEP, MemberProbe, ProbeLimit, ReadAt
 from layerscope.elf import HEADER_MIN, ElfError, ElfInfo, parse_elf
 
 TEXT_LIMIT = 64 << 10  # loader configuration and WHEEL files are a few hundred bytes
+# ld.so.cache: ~100 bytes a library, a few hundred KiB for the largest images; what a streamed layer
+# keeps of a member's start. A larger one is kept truncated, and found unreadable by its parser.
+CACHE_LIMIT = HEAD_KEEP
+LD_SO_CACHE = "/etc/ld.so.cache"
 _ELF_FOLDERS = ("/bin", "/sbin")
 
 
@@ -36,6 +40,10 @@ def probe_text(read_at: ReadAt, size: int) -> Text:
     return Text(read_at(0, min(size, TEXT_LIMIT)))
 
 
+def probe_cache(read_at: ReadAt, size: int) -> Text:
+    return Text(read_at(0, min(size, CACHE_LIMIT)))
+
+
 def is_loader_config(path: str) -> bool:
     """glibc's ld.so.conf files; musl's path files, which a loader in PREFIX/lib reads from PREFIX/etc
     (/usr/etc/ld-musl-x86_64.path for /usr/lib/ld-musl-x86_64.so.1)."""
@@ -55,6 +63,8 @@ def may_be_elf(path: str) -> bool:
 def runtime_probe(path: str, size: int) -> MemberProbe | None:
     """The probe selector of the runtime check (called for every regular file of every layer: the
     cheap tests come first)."""
+    if path == LD_SO_CACHE:  # named like a library (".so.")
+        return probe_cache
     if size >= HEADER_MIN and may_be_elf(path):
         return probe_elf
     if "/etc/ld" in path and is_loader_config(path):
