@@ -98,8 +98,12 @@ OBJECTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "libgreet-slashed.so": ("libgreet.c", (), (*LIB, f"-Wl,-soname,{SLASHED}")),
     "hello-slashed": ("hello.c", ("libgreet-slashed.so",), ()),
     "hello-alias": ("hello.c", ("libgreet-alias.so",), ()),
+    # ... a path with a token in it
+    "libgreet-origin.so": ("libgreet.c", (), (*LIB, "-Wl,-soname,$ORIGIN/../lib/libgreet.so.1")),
+    "hello-needs-origin": ("hello.c", ("libgreet-origin.so",), ()),
 }
 OTHER_CLASS = "libgreet-32.so.1"  # libgreet.so.1 for the other ELF class (i386 on x86-64), no C library
+OTHER_MACHINE = "libgreet-other-machine.so.1"  # libgreet.so.1 with another e_machine (x86-64 <-> AArch64)
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,9 @@ CASES = {
         runs=True,
         needs=(OTHER_CLASS,),
     ),
+    "other-machine-earlier-in-the-path": Case(
+        HELLO, {HELLO: "hello", f"{MULTIARCH}/{GREET}": OTHER_MACHINE, f"/usr/lib/{GREET}": GREET}, runs=True
+    ),
     "not-elf-earlier-in-the-path": Case(
         HELLO, {HELLO: "hello", f"/usr/lib/{GREET}": GREET}, False, {f"{MULTIARCH}/{GREET}": "not a library\n"}
     ),
@@ -229,6 +236,11 @@ CASES = {
     # a DT_NEEDED with a slash is that path, searched nowhere
     "needed-path": Case(HELLO, {HELLO: "hello-slashed", SLASHED: GREET}, runs=True),
     "needed-path-absent": Case(HELLO, {HELLO: "hello-slashed", **MULTIARCH_GREET}, runs=False),
+    # glibc expands $ORIGIN in such a path too (_dl_map_object_deps' expand_dst)
+    "needed-origin-path": Case(APP, {APP: "hello-needs-origin", "/opt/app/lib/libgreet.so.1": GREET}, runs=True),
+    "needed-origin-path-moved": Case(
+        APP, {APP: "hello-needs-origin", "/opt/other/lib/libgreet.so.1": GREET}, runs=False
+    ),
 }
 
 
@@ -283,6 +295,12 @@ def built(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[s
         subprocess.run([*command, f"-Wl,-rpath-link,{work}", *flags], check=True, capture_output=True)
     _both_paths(work / "chain-both")
     objects = {name: (work / name).read_bytes() for name in OBJECTS}
+    # a library without needs (loaded on its own, it would need a libc.so.6 of its machine), its ELF
+    # header's e_machine (little-endian, at 18) then made the other architecture's
+    stub = ["gcc", "-shared", "-fPIC", "-nostdlib", "-Wl,-soname,libgreet.so.1", "-x", "c", "-"]
+    subprocess.run([*stub, "-o", str(work / OTHER_MACHINE)], input=b"void greet(void) {}\n", check=True)
+    other = struct.pack("<H", 183 if ARCH == "x86_64" else 62)
+    objects[OTHER_MACHINE] = (work / OTHER_MACHINE).read_bytes()[:18] + other + (work / OTHER_MACHINE).read_bytes()[20:]
     if ARCH == "x86_64":
         command = ["gcc", "-m32", "-shared", "-fPIC", "-nostdlib", "-Wl,-soname,libgreet.so.1", "-x", "c", "-"]
         subprocess.run([*command, "-o", str(work / OTHER_CLASS)], input=b"void greet(void) {}\n", check=True)
@@ -411,6 +429,12 @@ def _loader_list(stdout: str, real: Callable[[str], str]) -> tuple[dict[str, str
     return {name: real(path) for name, path in found}, missing
 
 
+def _need(name: str) -> str:
+    """A needed name as both sides can give it: glibc shows a DT_NEEDED path with its tokens expanded
+    ($ORIGIN/x as /opt/app/bin/x), layerscope as written; such a path is known by its file name."""
+    return f".../{name.rsplit('/', 1)[-1]}" if "/" in name else name
+
+
 def _inspect(capsys: pytest.CaptureFixture[str], tag: str) -> dict[str, Any]:
     code = main(["inspect", tag, "--format", "json", "--quiet"])
     out, err = capsys.readouterr()
@@ -443,13 +467,14 @@ def test_runtime_check_agrees_with_glibc_in_the_container(
     report = _inspect(capsys, tag)
     runtime = report["runtime"]
     assert runtime["libc"] == "glibc"
-    assert {m["library"] for m in runtime["missing"]} == not_found | _loader_errors(list_err)
-    libraries = {lib["library"]: lib["path"] for lib in runtime["libraries"]}
+    expected_missing = {_need(name) for name in not_found | _loader_errors(list_err)}
+    assert {_need(m["library"]) for m in runtime["missing"]} == expected_missing
+    libraries = {_need(lib["library"]): lib["path"] for lib in runtime["libraries"]}
     # the loader is in every process before anything is loaded: `--list` shows it without a `=>`
     loader_name = glibc.interpreter.rsplit("/", 1)[-1]
     assert libraries.pop(loader_name) == _real(glibc.interpreter, links)
     if list_status == 0:
-        assert libraries == resolved
+        assert libraries == {_need(name): path for name, path in resolved.items()}
     expected_findings = {"missing-shared-library"} if not_found or errors else set()
     assert {f["id"] for f in report["findings"]} & RUNTIME_FINDINGS == expected_findings
 
