@@ -406,10 +406,18 @@ class _Loader:
         info = image.elf[needer[0]]
         cls, machine = info.elf_class, info.machine
         if "/" in name:
-            found = image.file(normalize(name))
+            path = normalize(name)
+            if "$" in name and not image.musl:
+                # _dl_map_object_deps expands the tokens of a DT_NEEDED path too (expand_dst), with the
+                # needer's $ORIGIN; one left unknown fails the load
+                expanded = self._glibc_expand((name,), needer, info)
+                if not expanded:
+                    return None
+                path = expanded[0]
+            found = image.file(path)
             if found is None or not image.usable(found, cls, machine):
                 return None
-            return found, normalize(name)
+            return found, path
         if image.musl:
             return self._musl_search(name, needer, chain)
         dirs: list[str] = []
