@@ -135,6 +135,16 @@ CASES = {
     "usr-lib64": Case(HELLO, {HELLO: "hello", f"/usr/lib64/{GREET}": GREET}, runs=False),
     "outside-the-default-dirs": Case(HELLO, {HELLO: "hello", **VENDOR_GREET}, runs=False),
     "ld-library-path": Case(HELLO, {HELLO: "hello", **VENDOR_GREET}, True, env=(f"LD_LIBRARY_PATH={VENDOR}",)),
+    # glibc splits LD_LIBRARY_PATH at ';' as well, and expands its tokens ($ORIGIN: the program's)
+    "ld-library-path-semicolon": Case(
+        HELLO, {HELLO: "hello", **VENDOR_GREET}, True, env=(f"LD_LIBRARY_PATH=/opt/none;{VENDOR}",)
+    ),
+    "ld-library-path-lib-token": Case(
+        HELLO, {HELLO: "hello", f"/opt/lib/{TRIPLET}/{GREET}": GREET}, True, env=("LD_LIBRARY_PATH=/opt/$LIB",)
+    ),
+    "ld-library-path-origin": Case(
+        APP, {APP: "hello", "/opt/app/lib/libgreet.so.1": GREET}, True, env=("LD_LIBRARY_PATH=$ORIGIN/../lib",)
+    ),
     "rpath": Case(HELLO, {HELLO: "hello-rpath", **VENDOR_GREET}, runs=True),
     "runpath": Case(HELLO, {HELLO: "hello-runpath", **VENDOR_GREET}, runs=True),
     # the DT_RPATH of the objects that loaded a library is searched for it, their DT_RUNPATH is not
@@ -387,7 +397,7 @@ def image(
         pytest.skip(f"{', '.join(absent)} cannot be built on {ARCH}")
     tag = run_tag(f"layerscope-test/helper20-glibc-{request.param}")
     repository, version = tag.rsplit(":", 1)
-    changes = [f"ENV {item}" for item in case.env]
+    changes = [f"ENV {item}".replace("$", "\\$") for item in case.env]  # ENV would substitute $LIB
     root = tmp_path / "root"
     data = _rootfs(case, objects, glibc, root)
     links = {"/" + str(p.relative_to(root)): str(p.readlink()) for p in root.rglob("*") if p.is_symlink()}
