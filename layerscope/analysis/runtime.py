@@ -487,6 +487,12 @@ class _Loader:
         image = self.image
         started = image.elf.get(host or root)
         self.ldso = (started.interpreter if started is not None else None) or image.musl_loader or ""
+        if started is not None and not image.musl:
+            # _dl_init_paths splits LD_LIBRARY_PATH at ':' and ';' and expands its tokens, $ORIGIN
+            # being the executable's folder
+            entries = tuple(re.split("[:;]", image.env.get("LD_LIBRARY_PATH", "")))
+            executable = host or root
+            self.ld_library_path = self._glibc_expand(entries, (executable, executable), started)
         loaded: dict[str, str] = dict(preloaded or {})
         queue: deque[tuple[Opened, tuple[Opened, ...]]] = deque([((root, root), ())])
         seen = {root}
