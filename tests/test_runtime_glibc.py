@@ -263,7 +263,9 @@ def _both_paths(path: Path) -> None:
     both tags (binutils 2.40 writes one or the other), glibc reads both."""
     data = bytearray(path.read_bytes())
     headers = _command("readelf", "-SW", str(path))
-    offset, size = (int(x, 16) for x in re.search(r"\.dynamic\s+DYNAMIC\s+\S+\s+(\S+)\s+(\S+)", headers).groups())  # type: ignore[union-attr]
+    section = re.search(r"\.dynamic\s+DYNAMIC\s+\S+\s+(\S+)\s+(\S+)", headers)
+    assert section is not None, headers
+    offset, size = (int(x, 16) for x in section.groups())
     entries = [struct.unpack_from("<qQ", data, at) for at in range(offset, offset + size, 16)]
     rpath = next(value for tag, value in entries if tag == 15)  # DT_RPATH
     flags_1 = next(i for i, (tag, _) in enumerate(entries) if tag == 0x6FFFFFFB)
@@ -497,7 +499,9 @@ def _ldconfig_root(root: Path) -> None:
     and ld.so.conf naming a folder of its own."""
     if shutil.which("ldconfig") is None:
         skip_or_fail("glibc's ldconfig is not installed")
-    libc = Path(re.search(r"libc\.so\.6 => (\S+)", _command("ldd", "/bin/sh")).group(1)).resolve()  # type: ignore[union-attr]
+    listed = re.search(r"libc\.so\.6 => (\S+)", _command("ldd", "/bin/sh"))
+    assert listed is not None
+    libc = Path(listed.group(1)).resolve()
     system = root / MULTIARCH.lstrip("/")
     system.mkdir(parents=True)
     (root / "opt/vendor/lib").mkdir(parents=True)

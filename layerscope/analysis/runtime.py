@@ -13,12 +13,14 @@ its libc.so.6 is: Debian's /lib/TRIPLET, /usr/lib/TRIPLET, /lib, /usr/lib; Fedor
 another ELF class or machine is skipped, as the loader does; a folder or a file that is not ELF ends
 the search. A name already loaded in the same process (by the executable or an earlier library, or a
 loaded object's DT_SONAME) needs no search. All measured against glibc 2.36 in containers
-(tests/test_runtime_glibc.py). musl (ldso/dynlink.c) answers the C library's own names (libc.*, libm.*, libpthread.*...)
-itself; searches LD_LIBRARY_PATH, the RPATH/RUNPATH of the object and of the objects that loaded it
-(expanding $ORIGIN only, the folder of the name an object was opened by: any other token voids that
-object's path), then PREFIX/etc/ld-musl-ARCH.path (PREFIX from the program's PT_INTERP) or its
-defaults; by file name only (no cache, no DT_SONAME, loaded objects known by the name they were
-found under), taking the first file of the name whatever it is.
+(tests/test_runtime_glibc.py).
+
+musl (ldso/dynlink.c) answers the C library's own names (libc.*, libm.*, libpthread.*...) itself;
+searches LD_LIBRARY_PATH, the RPATH/RUNPATH of the object and of the objects that loaded it (expanding
+$ORIGIN only, the folder of the name an object was opened by: any other token voids that object's
+path), then PREFIX/etc/ld-musl-ARCH.path (PREFIX from the program's PT_INTERP) or its defaults; by
+file name only (no cache, no DT_SONAME, loaded objects known by the name they were found under),
+taking the first file of the name whatever it is.
 
 Roots: dynamic executables; Python extension modules (loaded by the image's interpreter, whose own
 libraries are already loaded); every other library no root reaches, as if loaded on its own.
@@ -180,10 +182,6 @@ class _Image:
                 return None
             path = normalize(node.link)
         return None
-
-    def dir(self, path: str) -> str | None:
-        found = self.fs.lookup(path, follow_last=True)
-        return found[0] if found is not None and found[1].kind == Kind.DIR else None
 
     def usable(self, path: str, elf_class: int, machine: int) -> bool:
         """Whether the loader would accept this file for an object of that class and machine."""
