@@ -332,6 +332,38 @@ def json_shape_cases() -> Iterator[Case]:
         )
 
 
+def _compact(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def many_wrong_items_cases() -> Iterator[Case]:
+    """Documents within their size limits holding a list of millions of wrong items: a validator that
+    keeps one error per item (hundreds of bytes each) needed gigabytes to refuse them."""
+    tar = layer()
+    layers = [hashlib.sha256(tar).hexdigest() + "/layer.tar"]
+    entry = {"Config": "config.json", "RepoTags": ["hostile:1"], "Layers": layers}
+    manifests = {
+        "manifest.doc=1.3M_ints": lambda: [1] * 1_300_000,
+        "manifest.RepoTags=1.3M_ints": lambda: [dict(entry, RepoTags=[1] * 1_300_000)],
+    }
+    for label, doc in manifests.items():
+        yield Case(
+            label,
+            "json",
+            {"a.tar": lazy(lambda doc=doc: docker_archive([tar], raw_manifest=_compact(doc())))},
+            _inspect("docker-archive:a.tar"),
+            names=("a.tar", "manifest"),
+        )
+    config = config_doc([tar])
+    yield Case(
+        "config.history=5M_ints",
+        "json",
+        {"a.tar": lazy(lambda: docker_archive([tar], raw_config=_compact(dict(config, history=[1] * 5_000_000))))},
+        _inspect("docker-archive:a.tar"),
+        names=("a.tar", "config"),
+    )
+
+
 def index_graph_cases() -> Iterator[Case]:
     _tar, _cfg_doc, _cfg, man_doc = oci_parts()
     man = json.dumps(man_doc).encode()
@@ -1224,6 +1256,7 @@ def odd_file_cases() -> Iterator[Case]:
 def all_cases() -> Iterator[Case]:
     for make in (
         json_shape_cases,
+        many_wrong_items_cases,
         index_graph_cases,
         tar_header_cases,
         compression_cases,
