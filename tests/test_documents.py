@@ -16,7 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from layerscope.archive.documents import DockerManifest, ImageConfig, ImageIndex, IndexOrManifest, parse
+from layerscope.archive.documents import (
+    MAX_CONTAINERS,
+    DockerManifest,
+    ImageConfig,
+    ImageIndex,
+    IndexOrManifest,
+    parse,
+)
 from layerscope.cli import main
 from layerscope.errors import ArchiveError
 
@@ -279,6 +286,18 @@ def test_a_list_is_refused_at_its_first_wrong_item(which: str, good: int, bad: i
         parse(model, data, "img", "doc")
     assert str(refused.value).startswith(f"img: doc: {where.format(good)}: "), str(refused.value)
     assert "more problems" not in str(refused.value)
+
+
+def test_objects_and_arrays_are_counted_before_parsing() -> None:
+    """An empty object is 3 bytes of JSON and some 700 once a model and a dict: a 15 MB config of
+    them took 3.4 GB (tests/hostile/corpus.py measures it through the CLI)."""
+    # the document itself, rootfs, diff_ids and history are four; the rest are history entries
+    fits = {"rootfs": {"diff_ids": []}, "history": [{}] * (MAX_CONTAINERS - 4)}
+    assert len(parse(ImageConfig, json.dumps(fits).encode(), "img", "doc").history or []) == MAX_CONTAINERS - 4
+    over = {**fits, "history": [{"created_by": "RUN echo [x]"}] * (MAX_CONTAINERS - 4)}  # brackets in strings count
+    with pytest.raises(ArchiveError) as refused:
+        parse(ImageConfig, json.dumps(over).encode(), "img", "doc")
+    assert str(refused.value) == "img: doc holds more than 262,144 JSON objects and arrays"
 
 
 @settings(

@@ -19,6 +19,10 @@ MAX_MANIFEST_BYTES = 4 << 20
 MAX_JSON_BYTES = 16 << 20  # image configs (long histories)
 MAX_LAYERS = 65_536
 MAX_INDEX_ENTRIES = 10_000
+# Objects and arrays are what a document multiplies in memory: `{}` is 3 bytes of JSON and 100 to 700
+# once parsed, validated and kept (an error keeps its input too). In 15 MB configs, five million of
+# them took 750 MB as unknown fields, 690 MB to refuse as a wrong `os`, 3.4 GB as history entries.
+MAX_CONTAINERS = 1 << 18
 
 M = TypeVar("M")
 # Every list stops at its first bad item (fail_fast): pydantic otherwise keeps an error per item,
@@ -135,6 +139,8 @@ def parse(model: type[M] | TypeAdapter[M], data: bytes, where: str, name: str, l
         limit = MAX_JSON_BYTES if model is ImageConfig else MAX_MANIFEST_BYTES
     if len(data) > limit:
         raise ArchiveError(f"{where}: {name} is too large to be JSON metadata")
+    if data.count(b"{") + data.count(b"[") > MAX_CONTAINERS:  # brackets in strings count too: a bound
+        raise ArchiveError(f"{where}: {name} holds more than {MAX_CONTAINERS:,} JSON objects and arrays")
     if data.strip() == b"null":
         raise ArchiveError(f"{where}: {name} is null (it describes no image)")
     try:

@@ -364,6 +364,29 @@ def many_wrong_items_cases() -> Iterator[Case]:
     )
 
 
+def config_amplification_cases() -> Iterator[Case]:
+    """Image configs within their 16 MiB holding five million empty objects (3 bytes of JSON, 100 to
+    700 bytes each once parsed and kept): where the analysis reads nothing, in the history, in Env, and
+    where a string belongs (an error keeps its input)."""
+    tar = layer()
+    config = config_doc([tar])
+    many: dict[str, Callable[[], dict[str, Any]]] = {
+        "unread_field": lambda: dict(config, junk=[{}] * 5_000_000),
+        "config.Volumes": lambda: dict(config, config={"Env": ["PATH=/usr/bin"], "Volumes": [{}] * 5_000_000}),
+        "history": lambda: dict(config, history=[{}] * 5_000_000),
+        "config.Env": lambda: dict(config, config={"Env": [{}] * 5_000_000}),
+        "os": lambda: dict(config, os=[{}] * 5_000_000),
+    }
+    for label, doc in many.items():
+        yield Case(
+            f"config.{label}=5M_empty_objects",
+            "json",
+            {"a.tar": lazy(lambda doc=doc: docker_archive([tar], raw_config=_compact(doc())))},
+            _inspect("docker-archive:a.tar"),
+            names=("a.tar", "config"),
+        )
+
+
 def index_graph_cases() -> Iterator[Case]:
     _tar, _cfg_doc, _cfg, man_doc = oci_parts()
     man = json.dumps(man_doc).encode()
@@ -1257,6 +1280,7 @@ def all_cases() -> Iterator[Case]:
     for make in (
         json_shape_cases,
         many_wrong_items_cases,
+        config_amplification_cases,
         index_graph_cases,
         tar_header_cases,
         compression_cases,
