@@ -387,6 +387,23 @@ def config_amplification_cases() -> Iterator[Case]:
         )
 
 
+def config_env_cases() -> Iterator[Case]:
+    """An Env of 3.5 million floats (14 MB of config, no object or array among them): a wrong Env is
+    a warning, and a validator that keeps an error per item needed gigabytes to say so."""
+    tar = layer()
+
+    def floats() -> bytes:
+        return _compact(dict(config_doc([tar]), config={"Env": [1.5] * 3_500_000}))
+
+    yield Case(
+        "config.Env=3.5M_floats",
+        "json",
+        {"a.tar": lazy(lambda: docker_archive([tar], raw_config=floats()))},
+        _inspect("docker-archive:a.tar"),
+        names=("a.tar", "config"),
+    )
+
+
 def index_graph_cases() -> Iterator[Case]:
     _tar, _cfg_doc, _cfg, man_doc = oci_parts()
     man = json.dumps(man_doc).encode()
@@ -1281,6 +1298,7 @@ def all_cases() -> Iterator[Case]:
         json_shape_cases,
         many_wrong_items_cases,
         config_amplification_cases,
+        config_env_cases,
         index_graph_cases,
         tar_header_cases,
         compression_cases,
