@@ -24,7 +24,8 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from stat import S_ISREG
+from typing import Any, BinaryIO
 
 import layerscope
 from layerscope import __version__
@@ -75,6 +76,20 @@ def _fields(data: bytes, model: dict[str, type]) -> dict[str, Any]:
         if type(value) is not kind or (isinstance(value, int) and value < 0):
             raise ValueError(f"bad {name}")
     return document
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading; OSError unless it is a regular file. A cache directory restored
+    from an archive (a CI cache) may hold a FIFO where a file goes, whose open() would wait for a
+    writer for ever, or a device that never ends: both are opened without blocking and refused."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 @dataclass(frozen=True)
@@ -151,7 +166,7 @@ class LayerCache:
 
     def _read(self, path: Path, key: str) -> bytes | None:
         try:
-            with open(path, "rb") as handle:
+            with _open_regular(path) as handle:
                 magic, meta_size = _HEADER.unpack(handle.read(_HEADER.size))
                 if magic != _MAGIC or meta_size > _MAX_META:
                     return None
@@ -225,8 +240,11 @@ class LayerCache:
     def info(self) -> CacheInfo:
         entries = self._entries()
         stats = None
-        with contextlib.suppress(OSError, ValueError, TypeError, RecursionError):
-            stats = _Stats.parse((self.directory / _STATS).read_bytes()[:_MAX_META])
+        with (
+            contextlib.suppress(OSError, ValueError, TypeError, RecursionError),
+            _open_regular(self.directory / _STATS) as handle,
+        ):
+            stats = _Stats.parse(handle.read(_MAX_META + 1))
         return CacheInfo(
             directory=str(self.directory),
             entries=len(entries),

@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from layerscope.cache import LayerCache, default_directory
+from layerscope.cache import CacheInfo, LayerCache, default_directory
 
 
 def _entry_file(cache: LayerCache, key: str) -> Path:
@@ -62,6 +64,41 @@ def test_a_damaged_entry_is_a_miss_and_is_rebuilt(tmp_path: Path, damage) -> Non
     assert cache.get("key") is None
     cache.put("key", b"payload")
     assert cache.get("key") == b"payload"
+
+
+def _returns_promptly(call: Callable[[], object], fifo: Path) -> object:
+    """call() in a thread; when it is still blocked (opening `fifo`, which has no writer) after 10 s,
+    a writer is opened so that the thread can end, and the test fails."""
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(call()))
+    thread.start()
+    thread.join(10)
+    blocked = thread.is_alive()
+    if blocked:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # the reader's open() returns now
+        thread.join()
+    assert not blocked, f"blocked on {fifo.name}"
+    return result[0]
+
+
+def test_an_entry_that_is_a_fifo_is_a_miss(tmp_path: Path) -> None:
+    """A cache directory restored from an archive (a CI cache) may hold a FIFO where an entry goes."""
+    cache = LayerCache(tmp_path)
+    cache.put("key", b"payload")
+    path = _entry_file(cache, "key")
+    path.unlink()
+    os.mkfifo(path)
+    assert _returns_promptly(lambda: cache.get("key"), path) is None
+    cache.put("key", b"payload")  # written again as a file in its place
+    assert cache.get("key") == b"payload"
+
+
+def test_stats_that_are_a_fifo_are_no_stats(tmp_path: Path) -> None:
+    cache = LayerCache(tmp_path)
+    cache.put("key", b"payload")
+    os.mkfifo(tmp_path / "last-run.json")
+    info = _returns_promptly(cache.info, tmp_path / "last-run.json")
+    assert isinstance(info, CacheInfo) and (info.entries, info.last_hits, info.last_misses) == (1, None, None)
 
 
 def test_an_entry_for_another_key_is_not_trusted(tmp_path: Path) -> None:
