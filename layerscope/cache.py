@@ -171,7 +171,9 @@ class LayerCache:
                 if magic != _MAGIC or meta_size > _MAX_META:
                     return None
                 meta = _Meta.parse(handle.read(meta_size))
-                if meta.key != key or meta.version != self.version:
+                # read() makes a buffer of the size asked first: never more than the file holds
+                left = os.fstat(handle.fileno()).st_size - handle.tell()
+                if meta.key != key or meta.version != self.version or meta.size != left:
                     return None
                 payload = handle.read(meta.size + 1)
         except (OSError, struct.error, ValueError, TypeError, RecursionError):

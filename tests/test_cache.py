@@ -4,8 +4,10 @@ processes writing at once."""
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -99,6 +101,25 @@ def test_stats_that_are_a_fifo_are_no_stats(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "last-run.json")
     info = _returns_promptly(cache.info, tmp_path / "last-run.json")
     assert isinstance(info, CacheInfo) and (info.entries, info.last_hits, info.last_misses) == (1, None, None)
+
+
+@pytest.mark.parametrize("claimed", [8, 1 << 40, (1 << 62) - 1])
+def test_an_entry_claiming_more_bytes_than_it_holds_is_a_miss(tmp_path: Path, claimed: int) -> None:
+    """Its key and version are right: the size in its header must not decide how much is read (a
+    buffer of that size was allocated first: 1 TiB ended the run out of memory)."""
+    cache = LayerCache(tmp_path)
+    cache.put("key", b"payload")
+    path = _entry_file(cache, "key")
+    data = path.read_bytes()
+    magic, length = struct.unpack(">8sI", data[:12])  # the entry's layout: magic, metadata length
+    meta = json.loads(data[12 : 12 + length])
+    assert meta["size"] == len(b"payload")
+    meta["size"] = claimed
+    encoded = json.dumps(meta).encode()
+    path.write_bytes(struct.pack(">8sI", magic, len(encoded)) + encoded + data[12 + length :])
+    assert cache.get("key") is None
+    cache.put("key", b"payload")
+    assert cache.get("key") == b"payload"
 
 
 def test_an_entry_for_another_key_is_not_trusted(tmp_path: Path) -> None:
