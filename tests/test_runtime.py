@@ -147,6 +147,29 @@ def test_found_through_ld_so_conf_d(tmp_path: Path, built: tuple[bytes, bytes]) 
     assert missing(inspect(tmp_path, [base, conf, [ld_so_cache(tmp_path, [*base, *conf])]])) == {}
 
 
+def test_found_through_a_long_ld_so_conf(tmp_path: Path, built: tuple[bytes, bytes]) -> None:
+    """With a cache the check cannot read, ld.so.conf's folders stand in for it. `echo
+    /usr/local/cuda/lib64 >> /etc/ld.so.conf` makes it 56 bytes: as long as an ELF header, and named
+    with `.so.` in it, it was probed as an ELF candidate and never read as the loader's config."""
+    lib, user = built
+    unreadable_cache: Entry = ("file", "/etc/ld.so.cache", b"not a cache ldconfig writes")
+    base: list[Entry] = [
+        ("file", "/opt/vendor/lib/libfoo.so.1", lib),
+        ("file", "/opt/app/user.so", user),
+        unreadable_cache,
+    ]
+    usual = b"include /etc/ld.so.conf.d/*.conf\n"
+    dirs = b"/usr/local/cuda/lib64\n/opt/vendor/lib\n"
+    vendor = b"# vendor libraries\n" + dirs
+    assert len(usual + dirs) >= 64 and len(vendor) >= 52  # the sizes of a 64-bit and a 32-bit ELF header
+    confs: list[list[Entry]] = [
+        [("file", "/etc/ld.so.conf", usual + dirs)],
+        [("file", "/etc/ld.so.conf", usual), ("file", "/etc/ld.so.conf.d/vendor.so.conf", vendor)],
+    ]
+    for conf in confs:
+        assert missing(inspect(tmp_path, [base, conf])) == {}, conf[-1][1]
+
+
 def test_ld_library_path_from_the_config_env(tmp_path: Path, built: tuple[bytes, bytes]) -> None:
     lib, user = built
     layers: list[list[Entry]] = [[("file", "/opt/vendor/lib/libfoo.so.1", lib), ("file", "/opt/app/user.so", user)]]

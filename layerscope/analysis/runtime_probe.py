@@ -62,13 +62,15 @@ def may_be_elf(path: str) -> bool:
 
 def runtime_probe(path: str, size: int) -> MemberProbe | None:
     """The probe selector of the runtime check (called for every regular file of every layer: the
-    cheap tests come first)."""
-    if path == LD_SO_CACHE:  # named like a library (".so.")
+    cheap tests come first). The loader's files are told first: `ld.so.cache`, `ld.so.conf` and
+    `vendor.so.conf` hold `.so.` as libraries do, and a configuration file as long as an ELF header
+    went unread."""
+    if path == LD_SO_CACHE:
         return probe_cache
-    if size >= HEADER_MIN and may_be_elf(path):
-        return probe_elf
     if "/etc/ld" in path and is_loader_config(path):
         return probe_text
+    if size >= HEADER_MIN and may_be_elf(path):
+        return probe_elf
     if path.endswith("/WHEEL") and path.endswith(".dist-info/WHEEL"):
         return probe_text
     return None
