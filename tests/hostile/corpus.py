@@ -634,6 +634,18 @@ def tar_header_cases() -> Iterator[Case]:
     yield Case("tar.outer_negative_size", "tar", {"a.tar": outer}, _inspect("docker-archive:a.tar"), names=("a.tar",))
 
 
+def many_layers_cases() -> Iterator[Case]:
+    """5,000 distinct layers of one small file each: every layer stored in the cache (on in the
+    runner) cost a look at every entry already there, 200 s in all."""
+    yield Case(
+        "tar.5000_tiny_layers",
+        "tar",
+        {"a.tar": lazy(lambda: docker_archive([tar_bytes([(f"f{i}", b"x")]) for i in range(5000)]))},
+        _inspect("docker-archive:a.tar", "--top", "3"),
+        names=("a.tar",),
+    )
+
+
 def _gz(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 
@@ -1301,6 +1313,7 @@ def all_cases() -> Iterator[Case]:
         config_env_cases,
         index_graph_cases,
         tar_header_cases,
+        many_layers_cases,
         compression_cases,
         package_db_cases,
         config_file_cases,
