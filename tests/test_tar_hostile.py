@@ -4,16 +4,18 @@ entry a correct reader would report; never in another exception, a negative size
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
-from tarbytes import NoSeek, base256, end, header, member, padded, pax_member, pax_record
+from tarbytes import OLD_GNU_MAGIC, NoSeek, base256, end, header, member, padded, pax_member, pax_record
 
 from layerscope.analysis.dive import DiveAccumulator
 from layerscope.archive.tarstream import MAX_DEPTH, MAX_NAME_BYTES, Kind, TarEntry, TarReader
+from layerscope.cli import main
 from layerscope.errors import ArchiveError
 from layerscope.tree import UnionTree
 
@@ -307,6 +309,23 @@ def test_a_sparse_member_is_not_streamed_as_a_layer() -> None:
     assert (entry.path, entry.size) == ("/layer.tar", 10)
     with pytest.raises(ArchiveError, match="is a sparse file"):
         reader.member(entry.size)
+
+
+def test_a_sparse_member_of_an_archive_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its content is not its stored bytes: read as a window of the archive, a layer member claiming a
+    real size beyond them took in the members after it (here manifest.json, as a file of the layer)."""
+    layer = member(b"etc/a", b"A" * 10)  # a layer tar without its end blocks: a walk reads on
+    config = json.dumps({"rootfs": {"type": "layers", "diff_ids": ["sha256:" + "0" * 64]}}).encode()
+    manifest = json.dumps([{"Config": "config.json", "Layers": ["l/layer.tar"]}]).encode()
+    real = len(layer) + len(member(b"manifest.json", manifest))
+    map_and_size = {386: b"%011o\0%011o\0" % (0, len(layer)), 483: b"%011o\0" % real}  # old GNU 'S'
+    sparse = header(b"l/layer.tar", len(layer), flag=b"S", magic=OLD_GNU_MAGIC, at=map_and_size) + layer
+    archive = tmp_path / "image.tar"
+    archive.write_bytes(member(b"config.json", config) + sparse + member(b"manifest.json", manifest) + end())
+    assert main(["inspect", f"docker-archive:{archive}", "-q", "--no-cache", "--format", "json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == f"layerscope: error: {archive}: not an image archive (member '/l/layer.tar' is a sparse file)\n"
 
 
 def test_members_after_a_sparse_one_read_their_own_data() -> None:

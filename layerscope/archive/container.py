@@ -59,7 +59,10 @@ class TarContainer:
             self.scope = file_scope(info)  # the file as it was opened (LayerBlob.scope)
             whole = FileWindow(self._fd, 0, info.st_size)
             self._members: dict[str, TarEntry] = {}
-            for entry in TarReader(whole, str(path), seekable=True):  # type: ignore[arg-type]
+            reader = TarReader(whole, str(path), seekable=True)  # type: ignore[arg-type]
+            for entry in reader:
+                if reader.sparse:  # a window of its real size would take in the members after it
+                    raise ArchiveError(f"{path}: member {entry.path!r} is a sparse file")
                 self._members[entry.path] = entry
             if whole.tell() > whole.length:
                 raise ArchiveError(f"{path}: truncated tar (last member runs past the end of the file)")

@@ -244,11 +244,16 @@ class TarReader:
         """Bytes of the stream consumed so far."""
         return self._pos
 
+    @property
+    def sparse(self) -> bool:
+        """Whether the member just yielded is a sparse file: its stored bytes are not its content
+        (no image archive holds a sparse layer or document)."""
+        return self._sparse is not None and self._sparse_at == self._pos
+
     def member(self, size: int) -> MemberReader:
         """A reader of the data of the member just yielded, for members too big to read at once.
         Call its finish() before advancing."""
-        if self._sparse is not None and self._sparse_at == self._pos:
-            # its stored bytes are not its content; no image archive holds a sparse layer or document
+        if self.sparse:
             raise ArchiveError(f"{self._what}: the member before byte {self._pos} is a sparse file")
         return MemberReader(self, size)
 
