@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 from builders import image_of, tar_layer
+from catalog_files import catalog_of
 
 from layerscope.archive import layers
 from layerscope.archive.layers import Captures, Refusal, limit_image_captures, read_entries
-from layerscope.catalogers import wanted
+from layerscope.catalogers import MAX_LINES, wanted
 from layerscope.catalogers.python import PythonCataloger
 from layerscope.cli import main
 
@@ -212,3 +213,30 @@ def test_an_egg_owns_every_file_in_its_folder(tmp_path: Path) -> None:
     assert (package["name"], package["version"], package["location"]) == ("simplejson", "3.19.1", egg)
     assert package["files"] == len(files) + 1
     assert package["size"] == sum(files.values()) + len(pkg_info[2])
+
+
+def test_text_databases_hold_at_most_max_lines_together() -> None:
+    """A line becomes a field or a path, 100 to 200 bytes of Python objects where the file spent 3 or 4:
+    the list that would take the image's text databases past the bound is not read, and says so."""
+    status = b"".join(b"Package: %s\nStatus: install ok installed\nVersion: 1\n\n" % n for n in (b"a", b"b", b"c"))
+    half = MAX_LINES // 2
+    files = {
+        "/var/lib/dpkg/status": status,  # 12 lines
+        "/var/lib/dpkg/info/a.list": b"".join(b"/a/%d\n" % i for i in range(half)),
+        "/var/lib/dpkg/info/b.list": b"/b/1\n" * (half - 12 + 1),  # one line too many, whatever the lines
+        "/var/lib/dpkg/info/c.list": b"/c/1\n/c/2\n",  # within the bound that is left
+    }
+    packages, warnings = catalog_of(files)
+    owned = {p.name: p.files for p in packages}
+    assert owned == {"a": tuple(f"/a/{i}" for i in range(half)), "b": (), "c": ("/c/1", "/c/2")}
+    assert warnings == [
+        f"/var/lib/dpkg/info/b.list: not read, its {half - 11} lines would take the text package databases"
+        f" past {MAX_LINES} lines in all; what it lists is missing"
+    ]
+
+
+def test_a_database_over_max_lines_is_not_read() -> None:
+    installed = b"P:a\nV:1\nF:usr\n" + b"R:x\n" * MAX_LINES
+    packages, warnings = catalog_of({"/lib/apk/db/installed": installed})
+    assert packages == []
+    assert len(warnings) == 1 and warnings[0].startswith(f"/lib/apk/db/installed: not read, its {MAX_LINES + 3} lines")

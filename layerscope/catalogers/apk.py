@@ -23,6 +23,7 @@ class ApkCataloger:
     name: str = "apk"
     database_dirs: tuple[str, ...] = (APK_DIR,)
     path_markers: tuple[str, ...] = ()
+    text: bool = True
 
     def capture_limit(self, path: str) -> int:
         return _LIMIT if path == INSTALLED else 0

@@ -45,6 +45,9 @@ class Cataloger(Protocol):
     database_dirs: tuple[str, ...]
     # Substrings of every wanted path outside database_dirs (the pre-filter for the rest).
     path_markers: tuple[str, ...]
+    # Its databases are text, parsed line by line: the lines of them all are bounded (catalogers.MAX_LINES).
+    # A binary database has bounds of its own reader's.
+    text: bool
 
     def capture_limit(self, path: str) -> int:
         """How many bytes of this file the walk may keep; 0 when it is not wanted (called for every

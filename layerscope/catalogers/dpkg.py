@@ -35,6 +35,7 @@ class DpkgCataloger:
     name: str = "dpkg"
     database_dirs: tuple[str, ...] = (DPKG_DIR,)
     path_markers: tuple[str, ...] = ()
+    text: bool = True
 
     def capture_limit(self, path: str) -> int:
         if path == STATUS or _is_status_d_record(path):

@@ -35,6 +35,7 @@ class PythonCataloger:
     name: str = "python"
     database_dirs: tuple[str, ...] = ()
     path_markers: tuple[str, ...] = ("-info", ".egg/")
+    text: bool = True
 
     def capture_limit(self, path: str) -> int:
         if path.endswith(".egg-info"):  # distutils writes a single PKG-INFO-style file

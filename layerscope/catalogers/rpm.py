@@ -18,6 +18,7 @@ class RpmCataloger:
     name: str = "rpm"
     database_dirs: tuple[str, ...] = _DIRS
     path_markers: tuple[str, ...] = ()
+    text: bool = False
 
     def capture_limit(self, path: str) -> int:
         if not path.startswith(_DIRS):

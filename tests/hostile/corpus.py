@@ -915,6 +915,31 @@ def package_db_cases() -> Iterator[Case]:
         )
 
 
+def package_lines_cases() -> Iterator[Case]:
+    """Package databases within their size limits made of millions of short lines: each line became a
+    few Python objects, 100 to 200 bytes where it took 3 or 4, and together they took gigabytes."""
+    status = b"".join(b"Package: p%d\nStatus: install ok installed\nVersion: 1\n\n" % i for i in range(4))
+    site = "usr/lib/python3.11/site-packages/evil-1.0.dist-info/"
+    databases: dict[str, Callable[[], dict[str, bytes]]] = {
+        "pkg.dpkg.4_lists_of_5M_lines": lambda: {
+            "var/lib/dpkg/status": status,
+            **{f"var/lib/dpkg/info/p{i}.list": b"/x\n" * 5_000_000 for i in range(4)},
+        },
+        "pkg.apk.12M_file_lines": lambda: {"lib/apk/db/installed": b"P:a\nV:1\nF:usr\n" + b"R:x\n" * 12_000_000},
+        "pkg.record.4M_lines": lambda: {
+            site + "METADATA": b"Metadata-Version: 2.1\nName: evil\nVersion: 1.0\n\n",
+            site + "RECORD": b"x,,\n" * 4_000_000,
+        },
+    }
+    for label, files in databases.items():
+
+        def archive(files: Callable[[], dict[str, bytes]] = files) -> bytes:
+            raw = _layer_with(files())
+            return docker_archive([gzip.compress(raw, compresslevel=1, mtime=0)], config=config_doc([raw]))
+
+        yield Case(label, "packages", {"a.tar": lazy(archive)}, _inspect("docker-archive:a.tar"), names=("a.tar",))
+
+
 def config_file_cases() -> Iterator[Case]:
     image = {"a.tar": docker_archive([layer()])}
     toml_bodies = {
@@ -1316,6 +1341,7 @@ def all_cases() -> Iterator[Case]:
         many_layers_cases,
         compression_cases,
         package_db_cases,
+        package_lines_cases,
         config_file_cases,
         output_cases,
         terminal_cases,
