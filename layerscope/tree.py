@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from layerscope.archive.tarstream import DIR, FILE, SYMLINK, Entry, Kind
 
 WHITEOUT = ".wh."
-_MAX_SYMLINKS = 40
+_MAX_SYMLINKS = 40  # path_resolution(7)
 OPAQUE = ".wh..wh..opq"
 
 
@@ -35,6 +35,12 @@ class Node:
         self.layer = layer  # layer whose copy is visible now
         self.modified_in: list[int] | None = None  # allocated on first change: most paths never change
         self.children: dict[str, Node] | None = {} if kind == DIR else None
+
+
+_Trail = Sequence[tuple[str, Node]]  # the components of a canonical path, with their nodes
+_MISSING, _CUT = "missing", "cut"  # no such path (or a loop, or over the limit); over the limit below
+# a resolved trail, its node and the symlinks followed; or why not
+_Walked = tuple[_Trail, Node, int] | str
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ class UnionTree:
     _dirs: dict[str, Node] = field(default_factory=dict, repr=False)
     # every path of the union so far, kept up to date as layers apply (cheaper than walking later)
     paths: dict[str, Node] = field(default_factory=dict, repr=False)
+    # what each symlink met by resolve() leads to (see _target); forgotten when a layer applies
+    _targets: dict[Node, _Walked] = field(default_factory=dict, repr=False)
 
     def apply(self, entries: Sequence[Entry]) -> LayerChange:
         """Stack one more layer on top. Entries are TarEntry or plain tuples of the same fields
@@ -76,6 +84,7 @@ class UnionTree:
         layer = len(self.changes)
         change = LayerChange()
         self.changes.append(change)
+        self._targets.clear()
         for entry in entries:
             path = entry[0]
             if path.endswith(OPAQUE) and path.rsplit("/", 1)[-1] == OPAQUE:
@@ -103,9 +112,17 @@ class UnionTree:
         """The canonical path and node that `path` reaches, following symlinks in its directories
         (and in its last component when asked) the way the kernel would inside the container.
         Package databases list /bin/sh while usrmerge images keep it at /usr/bin/sh."""
-        pending = _parts(path)[::-1]  # a stack: the next component is at the end
-        trail: list[tuple[str, Node]] = []  # the components resolved so far, with their nodes
-        node = self.root
+        found = self._walk([], self.root, _parts(path), follow_last, 0)
+        if not isinstance(found, tuple):
+            return None
+        trail, node, _hops = found
+        return "/" + "/".join(name for name, _ in trail), node
+
+    def _walk(self, trail: _Trail, node: Node, parts: list[str], follow_last: bool, depth: int) -> _Walked:
+        """`parts` resolved from `trail` (the components resolved so far, with their nodes) and its last
+        `node`: the trail and node reached and the symlinks followed, or why not."""
+        pending = parts[::-1]  # a stack: the next component is at the end
+        trail = list(trail)
         hops = 0
         while pending:
             part = pending.pop()
@@ -115,19 +132,40 @@ class UnionTree:
                 node = trail[-1][1] if trail else self.root
                 continue
             if node.children is None or part not in node.children:
-                return None
+                return _MISSING
             child = node.children[part]
             if child.kind == SYMLINK and (pending or follow_last):
-                hops += 1
+                target = self._target(child, trail, depth)
+                if not isinstance(target, tuple):
+                    return target
+                trail, node, used = list(target[0]), target[1], target[2]
+                hops += used
                 if hops > _MAX_SYMLINKS:
-                    return None
-                if child.link.startswith("/"):
-                    trail, node = [], self.root
-                pending.extend(reversed(_parts(child.link)))
+                    return _MISSING
                 continue
             trail.append((part, child))
             node = child
-        return "/" + "/".join(name for name, _ in trail), node
+        return trail, node, hops
+
+    def _target(self, link: Node, folder: _Trail, depth: int) -> _Walked:
+        """Where the symlink `link` in `folder` leads, followed to the end, and the symlinks that took
+        (itself too). Remembered per symlink: the tree is final when paths are resolved, and walking a
+        chain of long targets again for every path through it took 8 ms a path (the kernel follows 40
+        symlinks of up to 4,096 bytes each). A walk cut short by the limit is not remembered: from a
+        symlink further down the chain the same target may lie within the limit."""
+        if link in self._targets:
+            return self._targets[link]  # a symlink being resolved meets itself: a loop, _MISSING
+        if depth >= _MAX_SYMLINKS:
+            return _CUT
+        self._targets[link] = _MISSING
+        start, node = ([], self.root) if link.link.startswith("/") else (folder, folder[-1][1] if folder else self.root)
+        found = self._walk(start, node, _parts(link.link), True, depth + 1)
+        if found is _CUT:
+            del self._targets[link]
+            return _CUT
+        if isinstance(found, tuple) and found[2] + 1 <= _MAX_SYMLINKS:
+            self._targets[link] = (tuple(found[0]), found[1], found[2] + 1)
+        return self._targets[link]
 
     # -- mutations -----------------------------------------------------------------------------
 
