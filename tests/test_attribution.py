@@ -315,3 +315,41 @@ def test_distroless_status_d(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         "missing_bytecode_files": 0,
         "import_roots": [],
     }
+
+
+def _dist(site: str, name: str, listed: list[str]) -> list[tuple[str, str, bytes | str | int]]:
+    info = f"{name}-1.0.dist-info"
+    record = "".join(f"{p},,\n" for p in [*listed, f"{info}/METADATA", f"{info}/RECORD"]).encode()
+    return [
+        ("file", f"{site}/{info}/METADATA", f"Name: {name}\nVersion: 1.0\n".encode()),
+        ("file", f"{site}/{info}/RECORD", record),
+    ]
+
+
+def test_unlisted_files_of_a_shared_folder_go_to_the_first_distribution(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """a and b list one folder, where c's distribution lies too: the unlisted files there, c's folder's
+    included, are the first one's (in the order of their dist-info paths), each counted once."""
+    vendor = f"{SITE}/shared/vendor"
+    entries = [
+        *_dist(SITE, "a", ["shared/__init__.py"]),
+        *_dist(SITE, "b", ["shared/__init__.py"]),
+        *_dist(vendor, "c", ["lib/x.py"]),
+        ("file", f"{SITE}/shared/__init__.py", 1),
+        ("file", f"{SITE}/shared/extra.py", 10),  # unlisted
+        ("file", f"{vendor}/lib/y.py", 20),  # unlisted, in c's folder too
+        ("file", f"{vendor}/lib/x.py", 40),
+    ]
+    path = tmp_path / "shared.tar"
+    path.write_bytes(image_of([tar_layer(entries)]))
+    assert main(["inspect", str(path), "--format", "json", "-q"]) == 0
+    dists = _packages(json.loads(capsys.readouterr().out), "python")
+    metadata = len("Name: a\nVersion: 1.0\n")
+    record_a = len("shared/__init__.py,,\na-1.0.dist-info/METADATA,,\na-1.0.dist-info/RECORD,,\n")
+    record_c = len("lib/x.py,,\nc-1.0.dist-info/METADATA,,\nc-1.0.dist-info/RECORD,,\n")
+    assert {n: (p["size"], p["files"]) for n, p in dists.items()} == {
+        "a": (1 + 10 + 20 + metadata + record_a, 5),
+        "b": (1 + metadata + record_a, 3),
+        "c": (40 + metadata + record_c, 3),
+    }

@@ -971,6 +971,23 @@ def symlink_chain_cases() -> Iterator[Case]:
     )
 
 
+def shared_folder_cases() -> Iterator[Case]:
+    """5,000 Python distributions whose RECORDs name one folder of 50,000 unlisted files: the folder was
+    walked for each of them (250 million steps) to give its unlisted files to the first."""
+    site = "usr/lib/python3/dist-packages/"
+
+    def archive() -> bytes:
+        files = []
+        for i in range(5000):
+            info = f"{site}p{i}-1.0.dist-info/"
+            files += [(info + "METADATA", b"Name: p%d\nVersion: 1.0\n" % i), (info + "RECORD", b"big/__init__.py,,\n")]
+        raw = tar_bytes(files + [(f"{site}big/m{j}.py", b"") for j in range(50_000)])
+        return docker_archive([gzip.compress(raw, compresslevel=1, mtime=0)], config=config_doc([raw]))
+
+    label = "pkg.python.5000_dists_share_a_folder"
+    yield Case(label, "packages", {"a.tar": lazy(archive)}, _inspect("docker-archive:a.tar"), names=("a.tar",))
+
+
 def config_file_cases() -> Iterator[Case]:
     image = {"a.tar": docker_archive([layer()])}
     toml_bodies = {
@@ -1374,6 +1391,7 @@ def all_cases() -> Iterator[Case]:
         package_db_cases,
         package_lines_cases,
         symlink_chain_cases,
+        shared_folder_cases,
         config_file_cases,
         output_cases,
         terminal_cases,
