@@ -84,3 +84,23 @@ def dpkg_entries(packages: dict[str, tuple[str, list[str]]]) -> list[Entry]:
     for name, (_, files) in packages.items():
         entries.append(("file", f"/var/lib/dpkg/info/{name}:amd64.list", ("\n".join(files) + "\n").encode()))
     return entries
+
+
+def real_path(path: str, links: dict[str, str]) -> str:
+    """`path` with an image's symlinks (path -> target) followed component by component, as the kernel would."""
+    done: list[str] = []
+    todo = [part for part in path.split("/") if part not in ("", ".")]
+    for _ in range(256):  # the cases' links make no loops: a bound all the same
+        if not todo:
+            break
+        part = todo.pop(0)
+        if part == "..":
+            done = done[:-1]
+            continue
+        target = links.get("/" + "/".join([*done, part]))
+        if target is None:
+            done.append(part)
+            continue
+        done = [] if target.startswith("/") else done
+        todo = [p for p in target.split("/") if p not in ("", ".")] + todo
+    return "/" + "/".join(done)

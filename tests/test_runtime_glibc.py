@@ -27,6 +27,7 @@ from builders import remove_images, run_tag
 from conftest import skip_or_fail
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from runtime_images import real_path
 
 from layerscope.analysis.runtime import parse_ld_so_cache
 from layerscope.cli import main
@@ -364,26 +365,6 @@ def _rootfs(case: Case, objects: dict[str, bytes], glibc: Glibc, root: Path) -> 
     return buffer.getvalue()
 
 
-def _real(path: str, links: dict[str, str]) -> str:
-    """`path` with the image's symlinks followed component by component, as the kernel would."""
-    done: list[str] = []
-    todo = [part for part in path.split("/") if part not in ("", ".")]
-    for _ in range(256):  # the cases' links make no loops: a bound all the same
-        if not todo:
-            break
-        part = todo.pop(0)
-        if part == "..":
-            done = done[:-1]
-            continue
-        target = links.get("/" + "/".join([*done, part]))
-        if target is None:
-            done.append(part)
-            continue
-        done = [] if target.startswith("/") else done
-        todo = [p for p in target.split("/") if p not in ("", ".")] + todo
-    return "/" + "/".join(done)
-
-
 @pytest.fixture
 def image(
     engine: Any,
@@ -471,8 +452,8 @@ def test_runtime_check_agrees_with_glibc_in_the_container(
         assert status == 127 and errors, (status, out, err)
     # `--list` maps the program itself: its $ORIGIN is then the name given, not /proc/self/exe as when
     # the kernel runs it, so it is given the program's real path
-    list_status, listed, list_err = _run(engine, tag, glibc.interpreter, "--list", _real(case.program, links))
-    resolved, not_found = _loader_list(listed, lambda path: _real(path, links))
+    list_status, listed, list_err = _run(engine, tag, glibc.interpreter, "--list", real_path(case.program, links))
+    resolved, not_found = _loader_list(listed, lambda path: real_path(path, links))
     resolved.pop(glibc.interpreter, None)  # the loader, listed by its PT_INTERP
     assert errors <= not_found | _loader_errors(list_err), (listed, list_err)
 
@@ -484,7 +465,7 @@ def test_runtime_check_agrees_with_glibc_in_the_container(
     libraries = {_need(lib["library"]): lib["path"] for lib in runtime["libraries"]}
     # the loader is in every process before anything is loaded: `--list` shows it without a `=>`
     loader_name = glibc.interpreter.rsplit("/", 1)[-1]
-    assert libraries.pop(loader_name) == _real(glibc.interpreter, links)
+    assert libraries.pop(loader_name) == real_path(glibc.interpreter, links)
     if list_status == 0:
         assert libraries == {_need(name): path for name, path in resolved.items()}
     expected_findings = {"missing-shared-library"} if not_found or errors else set()

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from builders import remove_images, run_tag
 from conftest import skip_or_fail
+from runtime_images import real_path
 
 from layerscope.cli import main
 
@@ -253,26 +254,6 @@ def _rootfs(case: Case, built: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def _real(path: str, links: dict[str, str]) -> str:
-    """`path` with the case's symlinks followed component by component, as the kernel would."""
-    done: list[str] = []
-    todo = [part for part in path.split("/") if part not in ("", ".")]
-    for _ in range(256):  # the cases' links make no loops: a bound all the same
-        if not todo:
-            break
-        part = todo.pop(0)
-        if part == "..":
-            done = done[:-1]
-            continue
-        target = links.get("/" + "/".join([*done, part]))
-        if target is None:
-            done.append(part)
-            continue
-        done = [] if target.startswith("/") else done
-        todo = [p for p in target.split("/") if p not in ("", ".")] + todo
-    return "/" + "/".join(done)
-
-
 @pytest.fixture
 def image(engine: Any, objects: dict[str, bytes], request: pytest.FixtureRequest) -> Iterator[tuple[str, Case]]:
     """The case's image, imported into the engine and removed after the test."""
@@ -307,7 +288,7 @@ def _loader_errors(stderr: str, links: dict[str, str]) -> dict[str, list[str]]:
     the name it was opened by followed to the file, as layerscope names it."""
     found: dict[str, list[str]] = {}
     for name, needer in re.findall(r"Error loading shared library (\S+): .*? \(needed by (\S+)\)", stderr):
-        found.setdefault(name, []).append(_real(needer, links))
+        found.setdefault(name, []).append(real_path(needer, links))
     return {name: sorted(needers) for name, needers in found.items()}
 
 
@@ -315,7 +296,7 @@ def _loader_list(stdout: str, links: dict[str, str]) -> dict[str, str]:
     """musl's `--list` lines `NAME => PATH (0x...)`: what each needed name resolved to, the path as
     searched (`/opt/app/bin/../lib/...` for $ORIGIN/../lib) followed to the file, as layerscope names it."""
     found = re.findall(r"^\s*(\S+) => (\S+) \(0x[0-9a-f]+\)$", stdout, re.MULTILINE)
-    return {name: _real(path, links) for name, path in found}
+    return {name: real_path(path, links) for name, path in found}
 
 
 def _inspect(capsys: pytest.CaptureFixture[str], tag: str) -> dict[str, Any]:
@@ -338,7 +319,7 @@ def test_runtime_check_agrees_with_musl_in_the_container(
         assert status != 0 and loader_errors, (status, out, err)
     # `--list` maps the program itself: its $ORIGIN is then the name given, not /proc/self/exe as when
     # the kernel runs it, so it is given the program's real path
-    _, listed, _ = _run(engine, tag, case.loader, "--list", _real(case.program, case.links))
+    _, listed, _ = _run(engine, tag, case.loader, "--list", real_path(case.program, case.links))
 
     report = _inspect(capsys, tag)
     runtime = report["runtime"]
