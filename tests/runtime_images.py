@@ -10,8 +10,12 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import Any
 
+import pytest
 from builders import tar_layer
+
+from layerscope.cli import main
 
 MTIME = 1_700_000_000
 LIB_SOURCE = "int foo(void) { return 42; }\n"
@@ -104,3 +108,23 @@ def real_path(path: str, links: dict[str, str]) -> str:
         done = [] if target.startswith("/") else done
         todo = [p for p in target.split("/") if p not in ("", ".")] + todo
     return "/" + "/".join(done)
+
+
+def run_in_container(engine: Any, tag: str, *command: str) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of a container of the engine image `tag`, removed after."""
+    container = engine.containers.run(tag, list(command), detach=True)
+    try:
+        status = container.wait(timeout=120)["StatusCode"]
+        out = container.logs(stdout=True, stderr=False).decode()
+        err = container.logs(stdout=False, stderr=True).decode()
+    finally:
+        container.remove(force=True)
+    return status, out, err
+
+
+def inspect_json(capsys: pytest.CaptureFixture[str], tag: str) -> dict[str, Any]:
+    """layerscope's JSON report on `tag`, through the CLI."""
+    code = main(["inspect", tag, "--format", "json", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)  # type: ignore[no-any-return]

@@ -27,10 +27,9 @@ from builders import remove_images, run_tag
 from conftest import skip_or_fail
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from runtime_images import real_path
+from runtime_images import inspect_json, real_path, run_in_container
 
 from layerscope.analysis.runtime import parse_ld_so_cache
-from layerscope.cli import main
 
 ARCH = platform.machine()
 GREETING = "hello from libgreet"
@@ -391,18 +390,6 @@ def image(
         remove_images(engine, [tag])
 
 
-def _run(engine: Any, tag: str, *command: str) -> tuple[int, str, str]:
-    """Exit status, stdout and stderr of a container of the image."""
-    container = engine.containers.run(tag, list(command), detach=True)
-    try:
-        status = container.wait(timeout=120)["StatusCode"]
-        out = container.logs(stdout=True, stderr=False).decode()
-        err = container.logs(stdout=False, stderr=True).decode()
-    finally:
-        container.remove(force=True)
-    return status, out, err
-
-
 def _loader_errors(stderr: str) -> set[str]:
     """glibc's `PROGRAM: error while loading shared libraries: NAME: REASON`: the needed names (glibc
     stops at the first, and never says which object needed it). NAME is the need when nothing was
@@ -428,13 +415,6 @@ def _need(name: str) -> str:
     return f".../{name.rsplit('/', 1)[-1]}" if "/" in name else name
 
 
-def _inspect(capsys: pytest.CaptureFixture[str], tag: str) -> dict[str, Any]:
-    code = main(["inspect", tag, "--format", "json", "--quiet"])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return json.loads(out)  # type: ignore[no-any-return]
-
-
 @pytest.mark.parametrize("image", list(CASES), indirect=True)
 def test_runtime_check_agrees_with_glibc_in_the_container(
     engine: Any,
@@ -444,7 +424,7 @@ def test_runtime_check_agrees_with_glibc_in_the_container(
 ) -> None:
     tag, case, links = image
     _, glibc = built
-    status, out, err = _run(engine, tag, case.program)
+    status, out, err = run_in_container(engine, tag, case.program)
     errors = _loader_errors(err)
     if case.runs:
         assert (status, out, err) == (0, GREETING + "\n", "")
@@ -452,12 +432,14 @@ def test_runtime_check_agrees_with_glibc_in_the_container(
         assert status == 127 and errors, (status, out, err)
     # `--list` maps the program itself: its $ORIGIN is then the name given, not /proc/self/exe as when
     # the kernel runs it, so it is given the program's real path
-    list_status, listed, list_err = _run(engine, tag, glibc.interpreter, "--list", real_path(case.program, links))
+    list_status, listed, list_err = run_in_container(
+        engine, tag, glibc.interpreter, "--list", real_path(case.program, links)
+    )
     resolved, not_found = _loader_list(listed, lambda path: real_path(path, links))
     resolved.pop(glibc.interpreter, None)  # the loader, listed by its PT_INTERP
     assert errors <= not_found | _loader_errors(list_err), (listed, list_err)
 
-    report = _inspect(capsys, tag)
+    report = inspect_json(capsys, tag)
     runtime = report["runtime"]
     assert runtime["libc"] == "glibc"
     expected_missing = {_need(name) for name in not_found | _loader_errors(list_err)}

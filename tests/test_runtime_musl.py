@@ -8,7 +8,6 @@ Skipped without an engine or musl-gcc; required when CI=true (.ci/run installs m
 from __future__ import annotations
 
 import io
-import json
 import platform
 import re
 import shutil
@@ -22,9 +21,7 @@ from typing import Any
 import pytest
 from builders import remove_images, run_tag
 from conftest import skip_or_fail
-from runtime_images import real_path
-
-from layerscope.cli import main
+from runtime_images import inspect_json, real_path, run_in_container
 
 ARCH = platform.machine()
 LOADER = f"/lib/ld-musl-{ARCH}.so.1"  # the PT_INTERP musl-gcc writes, where musl's package puts it
@@ -271,18 +268,6 @@ def image(engine: Any, objects: dict[str, bytes], request: pytest.FixtureRequest
         remove_images(engine, [tag])
 
 
-def _run(engine: Any, tag: str, *command: str) -> tuple[int, str, str]:
-    """Exit status, stdout and stderr of a container of the image."""
-    container = engine.containers.run(tag, list(command), detach=True)
-    try:
-        status = container.wait(timeout=120)["StatusCode"]
-        out = container.logs(stdout=True, stderr=False).decode()
-        err = container.logs(stdout=False, stderr=True).decode()
-    finally:
-        container.remove(force=True)
-    return status, out, err
-
-
 def _loader_errors(stderr: str, links: dict[str, str]) -> dict[str, list[str]]:
     """musl's `Error loading shared library NAME: ... (needed by PATH)` lines: library -> needers, each
     the name it was opened by followed to the file, as layerscope names it."""
@@ -299,19 +284,12 @@ def _loader_list(stdout: str, links: dict[str, str]) -> dict[str, str]:
     return {name: real_path(path, links) for name, path in found}
 
 
-def _inspect(capsys: pytest.CaptureFixture[str], tag: str) -> dict[str, Any]:
-    code = main(["inspect", tag, "--format", "json", "--quiet"])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return json.loads(out)  # type: ignore[no-any-return]
-
-
 @pytest.mark.parametrize("image", list(CASES), indirect=True)
 def test_runtime_check_agrees_with_musl_in_the_container(
     engine: Any, image: tuple[str, Case], objects: dict[str, bytes], capsys: pytest.CaptureFixture[str]
 ) -> None:
     tag, case = image
-    status, out, err = _run(engine, tag, case.program)
+    status, out, err = run_in_container(engine, tag, case.program)
     loader_errors = _loader_errors(err, case.links)
     if case.runs:
         assert (status, out, err) == (0, GREETING + "\n", "")
@@ -319,9 +297,9 @@ def test_runtime_check_agrees_with_musl_in_the_container(
         assert status != 0 and loader_errors, (status, out, err)
     # `--list` maps the program itself: its $ORIGIN is then the name given, not /proc/self/exe as when
     # the kernel runs it, so it is given the program's real path
-    _, listed, _ = _run(engine, tag, case.loader, "--list", real_path(case.program, case.links))
+    _, listed, _ = run_in_container(engine, tag, case.loader, "--list", real_path(case.program, case.links))
 
-    report = _inspect(capsys, tag)
+    report = inspect_json(capsys, tag)
     runtime = report["runtime"]
     assert (runtime["libc"], runtime["glibc"]) == ("musl", None)
     assert {m["library"]: m["needed_by"] for m in runtime["missing"]} == loader_errors
