@@ -73,9 +73,13 @@ class Rule:
     outside: tuple[str, ...] = ()  # path prefixes the file must not lie under
     pattern: str | None = None  # regular expression searched anywhere in the path
     python_tree: bool | None = None  # owned by a Python distribution, or in a folder distributions are installed in
-    _checks: tuple[Check, ...] = field(default=(), init=False, repr=False, compare=False)
-    _folder_checks: tuple[Check, ...] = field(default=(), init=False, repr=False, compare=False)
-    _file_checks: tuple[Check, ...] = field(default=(), init=False, repr=False, compare=False)
+    # Whether the verdict depends only on the folder, the extension and the owners: prefixes and
+    # substrings that end with '/', single extensions, no file-name pattern.
+    folder_level: bool = field(default=False, init=False, repr=False, compare=False)
+    # the criteria as callables, each set once by __post_init__ (see there)
+    _match: Check = field(init=False, repr=False, compare=False)
+    _match_folder: Check = field(init=False, repr=False, compare=False)
+    _match_file: Check = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Only the criteria given become checks: classification runs once per file of the image.
@@ -107,33 +111,30 @@ class Rule:
         owner_re = _globs(self.owner_globs)
         if owner_re:
             folder.append(_owner_name(owner_re, _globs(self.owner_excludes)))
-        checks = (*folder, *per_file)
-        object.__setattr__(self, "_checks", checks)
-        object.__setattr__(self, "_folder_checks", tuple(folder))
-        object.__setattr__(self, "_file_checks", tuple(per_file))
-        if len(checks) == 1:  # most rules test one thing: call it directly
-            object.__setattr__(self, "matches", checks[0])
-        if len(per_file) == 1:
-            object.__setattr__(self, "matches_file", per_file[0])
-        if len(folder) <= 1:
-            object.__setattr__(self, "matches_folder", folder[0] if folder else _always)
+        object.__setattr__(self, "_match", _all((*folder, *per_file)))
+        object.__setattr__(self, "_match_folder", _all(tuple(folder)))
+        object.__setattr__(self, "_match_file", _all(tuple(per_file)))
+        object.__setattr__(self, "folder_level", not per_file)
 
     def matches(self, f: FileFacts) -> bool:
-        return all(check(f) for check in self._checks)
-
-    @property
-    def folder_level(self) -> bool:
-        """Whether the verdict depends only on the folder, the extension and the owners: prefixes and
-        substrings that end with '/', single extensions, no file-name pattern."""
-        return not self._file_checks
+        return self._match(f)
 
     def matches_folder(self, f: FileFacts) -> bool:
         """The part of `matches` that reads only the folder, the extension and the owners."""
-        return all(check(f) for check in self._folder_checks)
+        return self._match_folder(f)
 
     def matches_file(self, f: FileFacts) -> bool:
         """The rest: what reads the file's own name (true once matches_folder is)."""
-        return all(check(f) for check in self._file_checks)
+        return self._match_file(f)
+
+
+def _all(checks: tuple[Check, ...]) -> Check:
+    """One callable for a rule's checks: most rules test one thing, which is then called directly."""
+    if not checks:
+        return _always
+    if len(checks) == 1:
+        return checks[0]
+    return lambda f: all(check(f) for check in checks)
 
 
 def _always(f: FileFacts) -> bool:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ast
 import os
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,35 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "sample_images"))
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def stale_builds(root: Path, sources: list[str]) -> list[str]:
+    """The compiled modules (setup.py's COMPILED) whose source changed after they were built: Python
+    imports the built module first, so the change would not be what runs."""
+    stale = []
+    for source in sources:
+        path = root / source
+        built = list(path.parent.glob(path.stem + ".*.so"))
+        if built and path.stat().st_mtime > min(b.stat().st_mtime for b in built):
+            stale.append(source)
+    return stale
+
+
+def compiled_sources() -> list[str]:
+    """setup.py's COMPILED list, read without running setup()."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "COMPILED" for t in node.targets):
+            value = ast.literal_eval(node.value)
+            assert isinstance(value, list)
+            return [str(v) for v in value]
+    raise AssertionError("setup.py has no COMPILED list")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    stale = stale_builds(ROOT, compiled_sources())
+    if stale:
+        pytest.exit(f"built before their last change: {', '.join(stale)}; run scripts/setup --dev", returncode=2)
 
 
 def skip_or_fail(reason: str) -> None:

@@ -59,7 +59,9 @@ class FinalFS:
                     yield path, refusal  # only the final filesystem's copy matters
 
     def regular_files(self) -> Iterator[tuple[str, Node]]:
-        return ((path, node) for path, node in self.index.items() if node.kind == FILE)
+        for path, node in self.index.items():
+            if node.kind == FILE:
+                yield path, node
 
 
 @dataclass

@@ -116,7 +116,7 @@ class RuntimeFacts:
 def config_env(config: Mapping[str, Any]) -> dict[str, str]:
     inner = config.get("config")
     env = inner.get("Env") if isinstance(inner, dict) else None
-    pairs = (item.partition("=") for item in env if isinstance(item, str)) if isinstance(env, list) else ()
+    pairs = [item.partition("=") for item in env if isinstance(item, str)] if isinstance(env, list) else []
     return {key: value for key, _, value in pairs}
 
 
@@ -605,7 +605,7 @@ def check_runtime(
     facts.libc = Libc.MUSL if image.musl else (Libc.GLIBC if facts.glibc or _has_glibc(image) else None)
     interpreter_path, facts.interpreter = _interpreter(image, python_version)
     facts.interpreter_path = interpreter_path
-    pythonpath = (normalize(p) for p in image.env.get("PYTHONPATH", "").split(":") if p.startswith("/"))
+    pythonpath = [normalize(p) for p in image.env.get("PYTHONPATH", "").split(":") if p.startswith("/")]
     python_path = sorted({root.rstrip("/") + "/" for root in (*import_roots, *pythonpath)})
     loader = _Loader(image)
     _load_everything(image, loader, interpreter_path, python_path)

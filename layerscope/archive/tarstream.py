@@ -383,7 +383,7 @@ class TarReader:
     ) -> tuple[str, str, int, int]:
         """Name, link target, reported size and stored data size of an old GNU sparse member or of
         a member with extended headers; a sparse member's map is kept for read_data."""
-        self._sparse = None
+        self._forget_sparse()
         stored = size
         if flag == b"S":
             size = self._old_gnu_sparse(header)
@@ -400,6 +400,11 @@ class TarReader:
             self._stored = stored
             self._sparse_at = self._pos  # the map is this member's only while its data is next
         return name, link, size, stored
+
+    def _forget_sparse(self) -> None:
+        # Not assigned in _apply_rare itself: a type checker (and mypyc, which compiles this module)
+        # would take the attribute to stay None there, though the calls after it may set a map.
+        self._sparse = None
 
     def _apply_extended(
         self,

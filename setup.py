@@ -1,0 +1,58 @@
+"""The hot modules are compiled with mypyc (mypy's compiler for type-annotated Python) when the package
+is built: the layer walk, the union tree, dive's figures, attribution and the runtime check. The code
+stays plain Python; it runs as such when LAYERSCOPE_PURE_PYTHON=1 is set, or when the machine has no C
+compiler or Python headers (the build then says so and goes on)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+COMPILED = [
+    "layerscope/archive/tarstream.py",
+    "layerscope/archive/layers.py",
+    "layerscope/analysis/captures.py",
+    "layerscope/tree.py",
+    "layerscope/analysis/dive.py",
+    "layerscope/classify.py",
+    "layerscope/analysis/attribution.py",
+    "layerscope/analysis/pythonenv.py",
+    "layerscope/analysis/runtime.py",
+    "layerscope/analysis/runtime_probe.py",
+    "layerscope/elf.py",
+]
+
+
+class OptionalBuildExt(build_ext):
+    """A module that fails to compile is left as plain Python, with a line saying so."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # no compiler at all: setuptools raises before any module
+            print(f"layerscope: not compiled ({exc}); running as plain Python", file=sys.stderr)
+
+    def build_extension(self, ext: Any) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            print(f"layerscope: {ext.name} not compiled ({exc}); it runs as plain Python", file=sys.stderr)
+
+
+def compiled_modules() -> list[Any]:
+    if os.environ.get("LAYERSCOPE_PURE_PYTHON") == "1":
+        return []
+    from mypyc.build import mypycify
+
+    # The build environment has mypy but not layerscope's dependencies: their types are unknown
+    # there (Any), which compiles to the same behaviour; the project's strict settings are for
+    # `mypy` in development, so the build reads no config file.
+    options = ["--config-file=", "--ignore-missing-imports"]
+    return list(mypycify([*options, *COMPILED], opt_level="3", group_name="layerscope"))
+
+
+setup(ext_modules=compiled_modules(), cmdclass={"build_ext": OptionalBuildExt})

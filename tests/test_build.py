@@ -1,0 +1,50 @@
+"""The modules setup.py compiles with mypyc are the ones the tests and the CLI load, and they are
+built from the sources beside them (a stale build would test old code)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import os
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, compiled_sources, skip_or_fail, stale_builds
+
+
+def module_name(source: str) -> str:
+    return source.removesuffix(".py").replace("/", ".")
+
+
+def test_the_compiled_list_names_existing_modules() -> None:
+    sources = compiled_sources()
+    assert sources, "nothing compiled"
+    assert len(set(sources)) == len(sources)
+    for source in sources:
+        assert (ROOT / source).is_file(), source
+
+
+@pytest.mark.parametrize("source", compiled_sources())
+def test_each_listed_module_is_loaded_compiled(source: str) -> None:
+    if os.environ.get("LAYERSCOPE_PURE_PYTHON") == "1":
+        pytest.skip("built as plain Python on purpose (LAYERSCOPE_PURE_PYTHON=1)")
+    module = importlib.import_module(module_name(source))
+    path = str(module.__file__)
+    if not path.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
+        skip_or_fail(f"{module.__name__} runs as plain Python ({path}): no C compiler when it was built?")
+    assert Path(path).parent == (ROOT / source).parent  # this checkout's build, not another one's
+
+
+def test_a_source_newer_than_its_build_is_reported(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    source, built = package / "hot.py", package / "hot.cpython-311-x86_64-linux-gnu.so"
+    built.write_bytes(b"")
+    source.write_text("x = 1\n")
+    os.utime(built, (1_000, 1_000))
+    os.utime(source, (2_000, 2_000))
+    assert stale_builds(tmp_path, ["pkg/hot.py"]) == ["pkg/hot.py"]
+    os.utime(built, (3_000, 3_000))
+    assert stale_builds(tmp_path, ["pkg/hot.py"]) == []
+    built.unlink()  # plain Python: nothing to be stale
+    assert stale_builds(tmp_path, ["pkg/hot.py"]) == []
