@@ -14,8 +14,10 @@ from setuptools.command.build_ext import build_ext
 
 COMPILED = [
     "layerscope/archive/tarstream.py",
+    "layerscope/archive/blobs.py",
     "layerscope/archive/layers.py",
     "layerscope/analysis/captures.py",
+    "layerscope/catalogers/__init__.py",
     "layerscope/tree.py",
     "layerscope/analysis/dive.py",
     "layerscope/classify.py",
