@@ -18,6 +18,8 @@ COMPILED = [
     "layerscope/archive/layers.py",
     "layerscope/analysis/captures.py",
     "layerscope/catalogers/__init__.py",
+    "layerscope/catalogers/dpkg.py",
+    "layerscope/catalogers/python.py",
     "layerscope/tree.py",
     "layerscope/analysis/dive.py",
     "layerscope/classify.py",

@@ -65,8 +65,9 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
-from layerscope.archive.blobs import Compression, Location
+from layerscope.archive.blobs import Location
 from layerscope.archive.tarstream import Entry, Kind
+from layerscope.vocab import Compression
 
 if TYPE_CHECKING:
     from layerscope.archive.headstart import HeadStart

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from layerscope.archive.blobs import Compression
 from layerscope.vocab import (
     Category,
     Change,
+    Compression,
     EvidenceKind,
     Libc,
     Mismatch,

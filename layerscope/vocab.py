@@ -80,3 +80,12 @@ class Mismatch(StrEnum):
     LIBC = "libc"  # musl on glibc or the reverse
     GLIBC = "glibc"  # needs a newer glibc than the image's
     PLATFORM = "platform"  # not a Linux platform tag at all
+
+
+# The compressions layers are read in: what a report says of each layer. Here, not in archive/blobs.py
+# which reads them: that module is compiled (setup.py), and a compiled class gets a filler docstring,
+# which the JSON schema would show.
+class Compression(StrEnum):
+    NONE = "none"
+    GZIP = "gzip"
+    ZSTD = "zstd"

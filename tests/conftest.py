@@ -17,12 +17,17 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 
 def stale_builds(root: Path, sources: list[str]) -> list[str]:
     """The compiled modules (setup.py's COMPILED) whose source changed after they were built: Python
-    imports the built module first, so the change would not be what runs."""
+    imports the built module first, so the change would not be what runs. The code of them all is in
+    one library beside the package (layerscope__mypyc); each module's own .so is a shim, which a
+    rebuild may leave as it was."""
+    libraries = list(root.glob("layerscope__mypyc.*.so"))
+    built_at = min((lib.stat().st_mtime for lib in libraries), default=None)
     stale = []
     for source in sources:
         path = root / source
-        built = list(path.parent.glob(path.stem + ".*.so"))
-        if built and path.stat().st_mtime > min(b.stat().st_mtime for b in built):
+        if not any(path.parent.glob(path.stem + ".*.so")):
+            continue  # plain Python: nothing to be stale
+        if built_at is None or path.stat().st_mtime > built_at:
             stale.append(source)
     return stale
 

@@ -18,12 +18,13 @@ import pytest
 import zstandard
 
 from layerscope.archive import blobs
-from layerscope.archive.blobs import Compression, decompressed, sniff
+from layerscope.archive.blobs import decompressed, sniff
 from layerscope.archive.layers import LayerScanner, scan_layer
 from layerscope.errors import ArchiveError
 from layerscope.sources import open_image
 from layerscope.sources.base import LayerBlob, SourceOptions
 from layerscope.sources.docker_archive import scan_saved_stream
+from layerscope.vocab import Compression
 
 DATA = random.Random(7).randbytes(300_000) + b"\0" * 700_000
 

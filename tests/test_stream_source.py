@@ -22,13 +22,13 @@ import make_samples as ms
 import pytest
 from builders import hardlinked_layer_archive, kaniko_archive
 
-from layerscope.archive.blobs import Compression
 from layerscope.catalogers import wanted
 from layerscope.errors import ArchiveError
 from layerscope.image import LayerBlob, LayerScan, SourceOptions
 from layerscope.sources import open_image
 from layerscope.sources.base import BlobImage
 from layerscope.sources.docker_archive import SavedStreamImage, _Chain, open_docker_archive
+from layerscope.vocab import Compression
 
 TARS = ms.layer_tars()
 

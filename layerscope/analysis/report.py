@@ -10,13 +10,12 @@ from layerscope.analysis.dive import DiveFigures
 from layerscope.analysis.findings import Context, evaluate_findings
 from layerscope.analysis.pythonenv import RuntimeSettings, import_roots, python_facts
 from layerscope.analysis.runtime import check_runtime, runtime_report
-from layerscope.archive.blobs import Compression
 from layerscope.archive.layers import LayerScan
 from layerscope.archive.tarstream import DIR, FILE, SYMLINK
 from layerscope.model import CategoryReport, ImageReport, LargeFile, LayerReport, PackageReport, PythonReport
 from layerscope.sources.base import OpenedImage
 from layerscope.tree import LayerChange, UnionTree
-from layerscope.vocab import Category, PackageType
+from layerscope.vocab import Category, Compression, PackageType
 
 
 def image_report(

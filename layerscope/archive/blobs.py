@@ -9,10 +9,10 @@ import sys
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from typing import BinaryIO, cast
 
 from layerscope.errors import ArchiveError
+from layerscope.vocab import Compression
 
 # Magic numbers, from each format's specification.
 _MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -28,14 +28,6 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 # and seekable-zstd writers put metadata there. These are bytes 1-3 of every such magic.
 _ZSTD_SKIPPABLE = b"\x2a\x4d\x18"
 SNIFF_BYTES = 6
-
-
-# The compressions layers are read in: what a report says of each layer (no docstring: it would
-# change the committed JSON schema, which shows the enum).
-class Compression(StrEnum):
-    NONE = "none"
-    GZIP = "gzip"
-    ZSTD = "zstd"
 
 
 class FileWindow(io.RawIOBase):

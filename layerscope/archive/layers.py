@@ -8,12 +8,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from layerscope.archive.blobs import Compression, Location, decompressed, sniff
+from layerscope.archive.blobs import Location, decompressed, sniff
 from layerscope.archive.probe import Probing, look_into
 from layerscope.archive.tarstream import BLOCK, FILE, Entry, TarReader
 from layerscope.errors import ArchiveError
 from layerscope.image import Capture, Captures, LayerBlob, LayerScan, Refusal, never_capture
 from layerscope.parallel import Forked, first_ready
+from layerscope.vocab import Compression
 
 if TYPE_CHECKING:
     from layerscope.archive.headstart import HeadStart

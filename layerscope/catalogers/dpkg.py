@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Final
 
 from layerscope.catalogers.base import MIB, FileSource, Package, Problems, printable, read_decimal
 
-DPKG_DIR = "/var/lib/dpkg/"
+DPKG_DIR: Final = "/var/lib/dpkg/"
 STATUS = "/var/lib/dpkg/status"
 STATUS_D = "/var/lib/dpkg/status.d/"
 INFO = "/var/lib/dpkg/info/"

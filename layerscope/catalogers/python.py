@@ -96,7 +96,7 @@ def _distribution(folder: str, files: FileSource, captured: set[str], problems: 
     tops = {_top_folder(path, site) for path in listed} - {None}
     if not listed:
         top_level = files.read(folder + "/top_level.txt") or b""
-        names = (t.strip() for t in top_level.decode(errors="replace").splitlines())
+        names = [t.strip() for t in top_level.decode(errors="replace").splitlines()]
         tops = {f"{site}/{t}" for t in names if _NAME.fullmatch(t)}
     return Package(
         type="python",

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from layerscope.archive import blobs
-from layerscope.archive.blobs import Compression, decompressed, sniff
+from layerscope.archive.blobs import decompressed, sniff
 from layerscope.archive.container import TarContainer, file_kind
 from layerscope.archive.documents import (
     MAX_JSON_BYTES,
@@ -38,6 +38,7 @@ from layerscope.errors import ArchiveError, SourceError
 from layerscope.image import Capture, LayerBlob, LayerScan, OpenedImage, SourceOptions, never_capture
 from layerscope.parallel import ForkedStream
 from layerscope.sources.base import BlobImage, check_layer_count, platform_matches, printable
+from layerscope.vocab import Compression
 
 STDIN = "-"
 
