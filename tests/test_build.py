@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.machinery
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,44 @@ def test_a_source_newer_than_its_build_is_reported(tmp_path: Path) -> None:
     shim.unlink()  # plain Python: nothing to be stale
     os.utime(library, (1_000, 1_000))
     assert stale_builds(tmp_path, ["pkg/hot.py"]) == []
+
+
+SAMPLES = ROOT / "sample_images"
+
+
+def plain_copy(tmp_path: Path) -> Path:
+    """The package's sources alone, without the built modules: what a machine without a compiler runs."""
+    target = tmp_path / "plain"
+    for source in (ROOT / "layerscope").rglob("*.py"):
+        copy = target / source.relative_to(ROOT)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(source.read_bytes())
+    return target
+
+
+def json_output(command: list[str], plain: Path | None) -> bytes:
+    """layerscope's JSON output for `command`, run by the built package or, given `plain`, by those sources."""
+    env = dict(os.environ)
+    if plain is not None:
+        env["PYTHONPATH"] = str(plain)
+    full = [sys.executable, "-m", "layerscope", *command, "--format", "json", "--no-cache", "-q"]
+    # not run from ROOT: `-m` puts the working folder first on the path, before PYTHONPATH
+    return subprocess.run(full, capture_output=True, env=env, cwd=plain or ROOT, check=True).stdout
+
+
+def test_plain_python_gives_the_same_reports(tmp_path: Path) -> None:
+    """The compiled modules change the speed, never a byte of a report: every bundled sample, inspected
+    and diffed, by the built package and by its plain sources."""
+    plain = plain_copy(tmp_path)
+    probe = [sys.executable, "-c", "import layerscope.tree as t; print(t.__file__)"]
+    env = {**os.environ, "PYTHONPATH": str(plain)}
+    loaded = subprocess.run(probe, capture_output=True, text=True, env=env, cwd=plain)
+    assert loaded.stdout.strip() == str(plain / "layerscope" / "tree.py")
+    archives = sorted(SAMPLES.glob("*.tar"))
+    assert len(archives) >= 5
+    commands = [["inspect", str(a)] for a in archives] + [["inspect", f"oci:{SAMPLES / 'oci-layout'}"]]
+    commands.append(["diff", str(SAMPLES / "before.tar"), str(SAMPLES / "after.tar")])
+    for command in commands:
+        built = json_output(command, None)
+        assert json.loads(built)["schema_version"] >= 1
+        assert built == json_output(command, plain), command
