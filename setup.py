@@ -32,19 +32,33 @@ COMPILED = [
 
 
 class OptionalBuildExt(build_ext):
-    """A module that fails to compile is left as plain Python, with a line saying so."""
+    """Compiles what it can; a failure leaves the package as plain Python, with one line saying so.
+    The first extension is the library holding all the compiled code: when it fails, the modules'
+    shims are not built either (a shim without its library would not import)."""
+
+    failed = False
 
     def run(self) -> None:
         try:
             super().run()
         except Exception as exc:  # no compiler at all: setuptools raises before any module
-            print(f"layerscope: not compiled ({exc}); running as plain Python", file=sys.stderr)
+            self._give_up(exc)
 
     def build_extension(self, ext: Any) -> None:
+        if OptionalBuildExt.failed:
+            return
         try:
             super().build_extension(ext)
         except Exception as exc:
-            print(f"layerscope: {ext.name} not compiled ({exc}); it runs as plain Python", file=sys.stderr)
+            self._give_up(exc, ext.name)
+
+    @staticmethod
+    def _give_up(exc: Exception, name: str = "") -> None:
+        if OptionalBuildExt.failed:  # already said (copying the modules that were skipped fails too)
+            return
+        OptionalBuildExt.failed = True
+        where = f" ({name})" if name else ""
+        print(f"layerscope: not compiled{where}: {type(exc).__name__}; it runs as plain Python", file=sys.stderr)
 
 
 def compiled_modules() -> list[Any]:
