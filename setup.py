@@ -57,8 +57,9 @@ class OptionalBuildExt(build_ext):
         if OptionalBuildExt.failed:  # already said (copying the modules that were skipped fails too)
             return
         OptionalBuildExt.failed = True
-        where = f" ({name})" if name else ""
-        print(f"layerscope: not compiled{where}: {type(exc).__name__}; it runs as plain Python", file=sys.stderr)
+        # the library first: then nothing is compiled; else this module and those after it are not
+        what = "layerscope" if not name or name.endswith("__mypyc") else f"{name} and the modules after it"
+        print(f"layerscope: {what} not compiled ({type(exc).__name__}): plain Python instead", file=sys.stderr)
 
 
 def compiled_modules() -> list[Any]:

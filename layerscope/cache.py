@@ -161,15 +161,16 @@ class LayerCache:
         return self.directory / (hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest() + _SUFFIX)
 
     def get(self, key: str) -> bytes | None:
-        payload = self._read(self._path(key), key)
+        path = self._path(key)
+        payload = self._read(path, key)
         if payload is None:
             self.misses += 1
             return None
         self.hits += 1
         with contextlib.suppress(OSError):
-            os.utime(self._path(key))  # least recently *used*: a hit counts as a use
-        if self._by_use is not None and self._path(key) in self._by_use:
-            self._by_use.move_to_end(self._path(key))
+            os.utime(path)  # least recently *used*: a hit counts as a use
+        if self._by_use is not None and path in self._by_use:
+            self._by_use.move_to_end(path)
         return payload
 
     def _read(self, path: Path, key: str) -> bytes | None:
@@ -194,6 +195,7 @@ class LayerCache:
         """Store `payload` under `key`. A cache that cannot be written is no error: the run goes on."""
         meta = _Meta(key=key, version=self.version, sha256=hashlib.sha256(payload).hexdigest(), size=len(payload))
         encoded = meta.encode()
+        path = self._path(key)
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
@@ -202,15 +204,15 @@ class LayerCache:
                     handle.write(_HEADER.pack(_MAGIC, len(encoded)))
                     handle.write(encoded)
                     handle.write(payload)
-                os.replace(tmp, self._path(key))
+                os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError:
             return
         by_use = self._index()
-        self._total -= by_use.pop(self._path(key), 0)
-        by_use[self._path(key)] = size = _HEADER.size + len(encoded) + len(payload)
+        self._total -= by_use.pop(path, 0)
+        by_use[path] = size = _HEADER.size + len(encoded) + len(payload)
         self._total += size
         self.evict()
 
